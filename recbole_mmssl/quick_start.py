@@ -1,0 +1,157 @@
+"""Train and evaluate MMSSL or any RecBole model under one protocol (RecBole's quick start, plugin-aware).
+
+RecBole's ``run_recbole`` cannot find plugin models and loads checkpoints that torch>=2.6 refuses;
+this module is the same flow with the plugin's Config, model/trainer lookup and dataset checks.
+"""
+
+import logging
+import os
+import sys
+import time
+from logging import getLogger
+
+from recbole.data import create_dataset as recbole_create_dataset
+from recbole.data import data_preparation
+from recbole.utils import init_logger, init_seed, set_color
+
+from recbole_mmssl.config import Config
+from recbole_mmssl.registry import get_model, get_trainer
+
+
+def create_dataset(config):
+    """The dataset for ``config``: prepared data only, multimodal when the model needs features.
+
+    Never falls through to RecBole's own download (its amazon-baby has ratings only): a missing
+    folder is an error naming the convert command. The embedded default (ml-100k) is built on first use.
+    """
+    from recbole_mmssl.data.dataset import MultimodalDataset, ensure_prepared
+
+    if config["dataset"] == "ml-100k":
+        from recbole_mmssl.data.default_dataset import ensure_default_dataset
+
+        ensure_default_dataset(os.path.dirname(os.path.normpath(config["data_path"])))
+    ensure_prepared(config)
+    if getattr(get_model(config["model"]), "requires_modalities", False):
+        return MultimodalDataset(config)
+    return recbole_create_dataset(config)
+
+
+def adapt_to_dataset(config, dataset):
+    """Adjust built-in defaults that cannot work on a small dataset, saying so in the log."""
+    if config["model"] == "NCL" and config["num_clusters"]:
+        n_points = min(dataset.user_num, dataset.item_num) - 1
+        if config["num_clusters"] > n_points:
+            capped = max(2, n_points // 10)
+            getLogger().warning(
+                f"NCL: num_clusters={config['num_clusters']} exceeds the {n_points} users/items of "
+                f"{config['dataset']}; capped to {capped} (about 10 points per cluster). "
+                "Set --num_clusters to override."
+            )
+            config["num_clusters"] = capped
+
+
+class EpochRecorder:
+    """Callback keeping each epoch's validation score and wall time (for curves and cost tables)."""
+
+    def __init__(self):
+        self.epochs = []
+        self._last = time.time()
+
+    def __call__(self, epoch_idx, valid_score):
+        now = time.time()
+        self.epochs.append({"epoch": int(epoch_idx), "valid_score": float(valid_score), "seconds": now - self._last})
+        self._last = now
+
+
+def build(model=None, dataset=None, config_file_list=None, config_dict=None):
+    """Config, data loaders, model and trainer for one run, seeded as RecBole does."""
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    init_logger(config)
+    logger = getLogger()
+    logger.info(sys.argv)
+    logger.info(config)
+    data = create_dataset(config)
+    logger.info(data)
+    adapt_to_dataset(config, data)
+    train_data, valid_data, test_data = data_preparation(config, data)
+    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    logger.info(model)
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    return config, (train_data, valid_data, test_data), model, trainer
+
+
+def run_recbole_mmssl(
+    model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, resume=None, callback_fn=None
+):
+    """Train on the train split, select the epoch on validation, evaluate on test (full ranking).
+
+    Returns a dict with the best validation result, the test result, the per-epoch validation
+    scores and times, and the checkpoint file of the selected epoch.
+    """
+    config, (train_data, valid_data, test_data), model, trainer = build(
+        model, dataset, config_file_list, config_dict
+    )
+    if resume:
+        trainer.resume_checkpoint(resume)
+    recorder = EpochRecorder()
+
+    def on_epoch(epoch_idx, valid_score):
+        recorder(epoch_idx, valid_score)
+        if callback_fn:
+            callback_fn(epoch_idx, valid_score)
+
+    started = time.time()
+    best_valid_score, best_valid_result = trainer.fit(
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=on_epoch
+    )
+    train_seconds = time.time() - started
+    test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    logger = getLogger()
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
+    return {
+        "model": config["model"],
+        "dataset": config["dataset"],
+        "best_valid_score": best_valid_score,
+        "valid_score_bigger": config["valid_metric_bigger"],
+        "best_valid_result": dict(best_valid_result or {}),
+        "test_result": dict(test_result or {}),
+        "epochs": recorder.epochs,
+        "train_seconds": train_seconds,
+        "saved_model_file": trainer.saved_model_file if saved else None,
+        "config": config,
+        "trainer": trainer,
+    }
+
+
+def results_table(valid_result, test_result):
+    """Metrics as a plain text table: one row per metric, validation and test columns."""
+    names = list(test_result or valid_result or {})
+    width = max([len(n) for n in names] + [len("metric")])
+    lines = [f"{'metric':<{width}}  {'valid':>8}  {'test':>8}", "-" * (width + 20)]
+    for name in names:
+        valid = (valid_result or {}).get(name)
+        test = (test_result or {}).get(name)
+        fmt = lambda v: f"{v:8.4f}" if v is not None else f"{'-':>8}"  # noqa: E731
+        lines.append(f"{name:<{width}}  {fmt(valid)}  {fmt(test)}")
+    return "\n".join(lines)
+
+
+def objective_function(config_dict=None, config_file_list=None, saved=False):
+    """RecBole's HyperTuning objective, for plugin models too (validation drives the search)."""
+    logger = getLogger()
+    for handler in logger.handlers[:]:
+        logger.removeHandler(handler)
+    config_dict = dict(config_dict or {})
+    config_dict.setdefault("show_progress", False)
+    result = run_recbole_mmssl(config_dict=config_dict, config_file_list=config_file_list, saved=saved)
+    logging.basicConfig(level=logging.ERROR)
+    return {
+        "model": result["model"],
+        "best_valid_score": result["best_valid_score"],
+        "valid_score_bigger": result["valid_score_bigger"],
+        "best_valid_result": result["best_valid_result"],
+        "test_result": result["test_result"],
+    }

@@ -1,0 +1,44 @@
+"""Model and trainer lookup: the plugin's own first, then RecBole's built-ins, unchanged.
+
+RecBole's ``get_model`` only searches ``recbole.model``; ``run_recbole`` therefore cannot run a plugin
+model. Built-in trainers are wrapped with the tensor-only checkpoint mixin (torch>=2.6 refuses
+RecBole's pickled checkpoints), everything else about them is RecBole's.
+"""
+
+import importlib
+
+from recbole.utils import get_model as recbole_get_model
+from recbole.utils import get_trainer as recbole_get_trainer
+
+# model name -> (module, trainer class path or None for RecBole's default trainer)
+PLUGIN_MODELS = {
+    "MMSSL": ("recbole_mmssl.model.mmssl", "recbole_mmssl.trainer.MMSSLTrainer"),
+}
+
+
+def _import(path):
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def get_model(model_name):
+    """The model class for ``model_name``: plugin models first, then RecBole's."""
+    if model_name in PLUGIN_MODELS:
+        module, _ = PLUGIN_MODELS[model_name]
+        return getattr(importlib.import_module(module), model_name)
+    return recbole_get_model(model_name)
+
+
+_SAFE_TRAINERS = {}
+
+
+def get_trainer(model_type, model_name):
+    """The trainer class for ``model_name``, always saving tensor-only checkpoints."""
+    if model_name in PLUGIN_MODELS:
+        return _import(PLUGIN_MODELS[model_name][1])
+    base = recbole_get_trainer(model_type, model_name)
+    if base not in _SAFE_TRAINERS:
+        from recbole_mmssl.checkpoint import TensorCheckpointMixin
+
+        _SAFE_TRAINERS[base] = type(base.__name__, (TensorCheckpointMixin, base), {"__module__": __name__})
+    return _SAFE_TRAINERS[base]

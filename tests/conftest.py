@@ -1,0 +1,19 @@
+"""Shared fixtures: the real data beside the checkout (../shared/data)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir():
+    """../shared/data; missing data fails loudly in CI (never a silent skip)."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{SHARED_DATA} is missing: CI needs the shared data beside the checkout.")
+        pytest.skip(f"{SHARED_DATA} not present on this machine")
+    return SHARED_DATA
