@@ -86,11 +86,6 @@ class Config(RecBoleConfig):
 
 
 def _is_model_name(key):
-    """A yaml block keyed by a model name (e.g. ``MMSSL:``) rather than a dict-valued option."""
-    if key in PLUGIN_MODELS:
-        return True
-    try:
-        get_model(key)
-    except ValueError:
-        return False
-    return True
+    """A yaml block keyed by a model name (``MMSSL:``, ``LightGCN:``): RecBole's own option names
+    are lower-case (or upper-case field names with string values), model names are capitalised."""
+    return key in PLUGIN_MODELS or (key[:1].isupper() and not key.isupper())

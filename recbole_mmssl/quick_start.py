@@ -51,16 +51,29 @@ def adapt_to_dataset(config, dataset):
 
 
 class EpochRecorder:
-    """Callback keeping each epoch's validation score and wall time (for curves and cost tables)."""
+    """Keeps each epoch's training seconds and validation score (for curves and cost tables).
 
-    def __init__(self):
+    It wraps the trainer's ``_train_epoch`` to time training alone (validation excluded) and is
+    the trainer's epoch callback for the validation score.
+    """
+
+    def __init__(self, trainer):
         self.epochs = []
-        self._last = time.time()
+        self._train_seconds = None
+        train_epoch = trainer._train_epoch
+
+        def timed_train_epoch(*args, **kwargs):
+            started = time.time()
+            losses = train_epoch(*args, **kwargs)
+            self._train_seconds = time.time() - started
+            return losses
+
+        trainer._train_epoch = timed_train_epoch
 
     def __call__(self, epoch_idx, valid_score):
-        now = time.time()
-        self.epochs.append({"epoch": int(epoch_idx), "valid_score": float(valid_score), "seconds": now - self._last})
-        self._last = now
+        self.epochs.append(
+            {"epoch": int(epoch_idx), "valid_score": float(valid_score), "train_seconds": self._train_seconds}
+        )
 
 
 def build(model=None, dataset=None, config_file_list=None, config_dict=None):
@@ -95,7 +108,7 @@ def run_recbole_mmssl(
     )
     if resume:
         trainer.resume_checkpoint(resume)
-    recorder = EpochRecorder()
+    recorder = EpochRecorder(trainer)
 
     def on_epoch(epoch_idx, valid_score):
         recorder(epoch_idx, valid_score)

@@ -26,7 +26,13 @@ def get_model(model_name):
     if model_name in PLUGIN_MODELS:
         module, _ = PLUGIN_MODELS[model_name]
         return getattr(importlib.import_module(module), model_name)
-    return recbole_get_model(model_name)
+    try:
+        return recbole_get_model(model_name)
+    except (ValueError, ImportError):
+        # RecBole's lookup imports its optional xgboost/lightgbm models on the way to "not found".
+        raise ValueError(
+            f"Unknown model {model_name!r}: use MMSSL or a RecBole model name (e.g. LightGCN, SGL, NCL, BPR)."
+        ) from None
 
 
 _SAFE_TRAINERS = {}

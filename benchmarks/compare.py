@@ -1,0 +1,171 @@
+"""Side-by-side comparison of MMSSL and RecBole baselines under one protocol, resumable.
+
+    python benchmarks/compare.py --dataset=tiktok --data_path=DIR \
+        --models=MMSSL,MMSSL:variant=released,LightGCN,SGL,NCL,BPR --seeds=2022,2023,2024
+
+Every (model, seed) run trains on the train split, selects its epoch on validation Recall@20 only,
+and is evaluated once on test (RecBole full ranking). Each run is a subprocess writing one json file
+under results/runs/<dataset>/ when it ends (ok or failed), so an interrupted comparison resumes where
+it stopped; the aggregate results/<dataset>.md|json|png are rewritten after every run.
+A model spec is ``Name`` or ``Name:key=value;key=value`` (RecBole/MMSSL config overrides).
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from benchmarks.report import write_reports  # noqa: E402
+
+
+def parse_model_spec(spec):
+    """``MMSSL:variant=released;T=2`` -> ("MMSSL", {"variant": "released", "T": 2})."""
+    name, _, rest = spec.partition(":")
+    overrides = {}
+    for item in filter(None, rest.split(";")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"Bad model spec {spec!r}: overrides are key=value separated by ';'")
+        overrides[key.strip()] = _literal(value.strip())
+    return name.strip(), overrides
+
+
+def _literal(text):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def run_id(label, seed):
+    safe = label.replace(":", "__").replace(";", "_").replace("=", "-").replace("/", "-")
+    return f"{safe}__seed{seed}"
+
+
+def run_one(spec):
+    """Child process: one training run; writes its json atomically (status ok or failed)."""
+    import torch
+
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    out_path = spec["out"]
+    record = {k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")}
+    started = time.time()
+    try:
+        from recbole_mmssl.checkpoint import plain_config
+        from recbole_mmssl.quick_start import run_recbole_mmssl
+
+        def progress(epoch_idx, valid_score):
+            print(f"PROGRESS epoch {epoch_idx} valid {spec['valid_metric']}={valid_score:.4f}", flush=True)
+
+        config_dict = {
+            "data_path": spec["data_path"],
+            "seed": spec["seed"],
+            "show_progress": False,
+            **spec["overrides"],
+        }
+        result = run_recbole_mmssl(
+            model=spec["model"], dataset=spec["dataset"], config_file_list=spec["config_files"],
+            config_dict=config_dict, saved=True, callback_fn=progress,
+        )
+        epochs = result["epochs"]
+        scores = [e["valid_score"] for e in epochs]
+        best = epochs[scores.index(max(scores))]["epoch"] if epochs else None
+        train_seconds = [e["train_seconds"] for e in epochs if e["train_seconds"] is not None]
+        record.update(
+            status="ok",
+            best_epoch=best,
+            n_epochs=len(epochs),
+            best_valid_result=result["best_valid_result"],
+            test_result=result["test_result"],
+            valid_curve=scores,
+            seconds_per_epoch=statistics.median(train_seconds) if train_seconds else None,
+            config=plain_config(result["config"]),
+            checkpoint=result["saved_model_file"],
+        )
+    except Exception as err:  # a failed run is reported, never dropped
+        import traceback
+
+        record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
+    record["wall_seconds"] = time.time() - started
+    record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    tmp = out_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(tmp, out_path)
+    return record["status"] == "ok"
+
+
+def launch(spec, log_path):
+    """Run one spec in a subprocess; stream its log to a file and its progress lines to stdout."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--one", json.dumps(spec)]
+    with open(log_path, "w") as log, subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=spec["cwd"]
+    ) as proc:
+        for line in proc.stdout:
+            log.write(line)
+            log.flush()
+            if line.startswith("PROGRESS"):
+                print(f"    {spec['label']} seed {spec['seed']}: {line[9:].strip()}", flush=True)
+    return proc.returncode
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--data_path", required=True)
+    parser.add_argument("--models", default="MMSSL,LightGCN,SGL,NCL,BPR")
+    parser.add_argument("--seeds", default="2022,2023,2024")
+    parser.add_argument("--config_files", default=None, help="comma-separated yaml files applied to every run")
+    parser.add_argument("--results", default=os.path.join(REPO, "results"))
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's)")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the reports from finished runs")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        sys.exit(0 if run_one(json.loads(args.one)) else 1)
+
+    runs_dir = os.path.join(args.results, "runs", args.dataset)
+    os.makedirs(runs_dir, exist_ok=True)
+    data_path = os.path.abspath(args.data_path)
+    config_files = [os.path.abspath(p) for p in args.config_files.split(",")] if args.config_files else None
+    labels = [m.strip() for m in args.models.split(",") if m.strip()]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    todo = [(label, seed) for label in labels for seed in seeds]
+    if not args.report_only:
+        for n, (label, seed) in enumerate(todo, 1):
+            out = os.path.join(runs_dir, run_id(label, seed) + ".json")
+            if os.path.exists(out) and json.load(open(out)).get("status") == "ok":
+                print(f"[{n}/{len(todo)}] {label} seed {seed}: done earlier, kept", flush=True)
+                continue
+            model, overrides = parse_model_spec(label)
+            spec = {
+                "label": label, "model": model, "overrides": overrides, "seed": seed, "dataset": args.dataset,
+                "data_path": data_path, "config_files": config_files, "out": out, "threads": args.threads,
+                "valid_metric": "Recall@20", "cwd": os.getcwd(),
+            }
+            print(f"[{n}/{len(todo)}] {label} seed {seed}: training ...", flush=True)
+            started = time.time()
+            code = launch(spec, out[: -len(".json")] + ".log")
+            if not os.path.exists(out):  # the child died before writing (killed, out of memory)
+                with open(out, "w") as f:
+                    json.dump({**{k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")},
+                               "status": "failed", "error": f"process exited with {code} before writing a result"}, f)
+            record = json.load(open(out))
+            summary = (f"test Recall@20={record['test_result'].get('recall@20', float('nan')):.4f}"
+                       if record["status"] == "ok" else record["error"])
+            print(f"[{n}/{len(todo)}] {label} seed {seed}: {record['status']} in {time.time() - started:.0f}s; {summary}",
+                  flush=True)
+            write_reports(args.dataset, runs_dir, args.results, labels, seeds)
+    paths = write_reports(args.dataset, runs_dir, args.results, labels, seeds)
+    print("wrote", ", ".join(paths))
+
+
+if __name__ == "__main__":
+    main()

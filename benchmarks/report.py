@@ -1,0 +1,194 @@
+"""Aggregate per-run json files into results/<dataset>.md, .json and .png (mean +- sd over seeds)."""
+
+import glob
+import json
+import os
+import platform
+import statistics
+
+METRICS = [f"{m}@{k}" for m in ("recall", "ndcg", "precision") for k in (10, 20, 50)]
+
+DATASET_NOTES = {
+    "tiktok": (
+        "TikTok micro-videos, HKUDS/MMSSL split (as circulated with HKUDS/DiffMM): 9,308 users x 6,710 items; "
+        "train 59,541 / validation 3,051 / test 6,130 interactions. Modalities: **image + audio** (128-d each); "
+        "the paper's 768-d text features are not available, so MMSSL here has one modality fewer than in the paper."
+    ),
+    "amazon-baby": (
+        "Amazon Baby 5-core, LATTICE/HKUDS split: 19,445 users x 7,050 items; train 118,551 / validation 21,682 / "
+        "test 20,559 interactions."
+    ),
+    "ml-100k": "MovieLens-100k (RecBole's copy), random 8:1:1 split per user; modalities: title text (MiniLM) + genres.",
+}
+
+PAPER_NOTE = {
+    "tiktok": (
+        "The MMSSL paper reports on TikTok Recall@20 / NDCG@20 = 0.0921 / 0.0392 for MMSSL and 0.0653 / 0.0282 "
+        "for LightGCN, 0.0603 / 0.0238 for SGL, 0.0658 / 0.0269 for NCL. Those numbers are not directly comparable "
+        "with this table: (1) they use image + audio + **text** features; (2) their NDCG normalises by the ideal DCG "
+        "of the hits found in the top 50, not by min(|test items|, K), so it is higher than the standard NDCG used "
+        "here; (3) at test time the released code masks training items only, not validation items; (4) until "
+        "2023-03-29 the released code selected the best epoch on the **test** set, most likely the protocol behind "
+        "the paper's numbers (spec sections 1.8 and 4). The paper's baselines were also far from tuned: RecBole's "
+        "LightGCN with default settings reaches 0.0900 / 0.0425 on this split."
+    ),
+}
+
+
+def load_runs(runs_dir):
+    runs = []
+    for path in sorted(glob.glob(os.path.join(runs_dir, "*.json"))):
+        with open(path) as f:
+            runs.append(json.load(f))
+    return runs
+
+
+def _mean_sd(values):
+    if not values:
+        return None, None
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def aggregate(runs, labels):
+    """Per model label: mean/sd of each test metric over ok runs, cost, failures."""
+    table = {}
+    for label in labels:
+        mine = [r for r in runs if r["label"] == label]
+        ok = [r for r in mine if r["status"] == "ok"]
+        row = {"label": label, "seeds_ok": [r["seed"] for r in ok], "failed": [
+            {"seed": r["seed"], "error": r.get("error")} for r in mine if r["status"] != "ok"]}
+        for metric in METRICS:
+            row[metric] = _mean_sd([r["test_result"][metric] for r in ok if metric in r["test_result"]])
+        row["valid_recall@20"] = _mean_sd([r["best_valid_result"].get("recall@20") for r in ok])
+        row["best_epoch"] = [r["best_epoch"] for r in ok]
+        per_epoch = [r["seconds_per_epoch"] for r in ok if r.get("seconds_per_epoch")]
+        row["seconds_per_epoch"] = statistics.median(per_epoch) if per_epoch else None
+        row["peak_rss_mb"] = max((r["peak_rss_mb"] for r in ok), default=None)
+        table[label] = row
+    return table
+
+
+def _fmt(mean_sd):
+    mean, sd = mean_sd
+    return "-" if mean is None else f"{mean:.4f} ± {sd:.4f}"
+
+
+def _hardware():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import torch
+
+    return f"{cpu}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def _hyper_parameters(runs, labels):
+    """The config values that define each model (its yaml keys plus the training ones), from one run."""
+    import yaml
+
+    lines = []
+    for label in labels:
+        run = next((r for r in runs if r["label"] == label and r.get("config")), None)
+        if run is None:
+            continue
+        config = run["config"]
+        keys = ["learning_rate", "train_batch_size", "epochs", "stopping_step", "weight_decay"]
+        for folder in _model_yaml_dirs():
+            path = os.path.join(folder, f"{run['model']}.yaml")
+            if os.path.isfile(path):
+                with open(path) as f:
+                    keys += [k for k in (yaml.safe_load(f) or {}) if k not in keys]
+        values = ", ".join(f"{k}={config[k]}" for k in keys if k in config)
+        lines.append(f"- **{label}**: {values}")
+    return lines
+
+
+def _model_yaml_dirs():
+    import recbole
+
+    import recbole_mmssl
+
+    return [
+        os.path.join(os.path.dirname(recbole.__file__), "properties", "model"),
+        os.path.join(os.path.dirname(recbole_mmssl.__file__), "properties", "model"),
+    ]
+
+
+def write_markdown(dataset, table, runs, labels, seeds, path):
+    lines = [f"# {dataset}: MMSSL vs RecBole baselines", ""]
+    lines += ["Produced by `benchmarks/compare.py` (do not edit by hand). Test metrics are mean ± sd over the "
+              "seeds that finished; each run's epoch is selected on validation Recall@20 only.", ""]
+    head = "| model | seeds | " + " | ".join(METRICS) + " | valid R@20 | best epoch | s/epoch | peak RSS MB |"
+    lines += [head, "|" + "---|" * (len(METRICS) + 6)]
+    for label in labels:
+        row = table[label]
+        cells = [_fmt(row[m]) for m in METRICS]
+        per_epoch = f"{row['seconds_per_epoch']:.1f}" if row["seconds_per_epoch"] else "-"
+        rss = f"{row['peak_rss_mb']:.0f}" if row["peak_rss_mb"] else "-"
+        lines.append(f"| {label} | {len(row['seeds_ok'])}/{len(seeds)} | " + " | ".join(cells)
+                     + f" | {_fmt(row['valid_recall@20'])} | {row['best_epoch'] or '-'} | {per_epoch} | {rss} |")
+    failed = [(label, f) for label in labels for f in table[label]["failed"]]
+    missing = [(label, s) for label in labels for s in seeds
+               if s not in table[label]["seeds_ok"] and s not in [f["seed"] for f in table[label]["failed"]]]
+    if failed or missing:
+        lines += ["", "## Runs that did not finish", ""]
+        lines += [f"- {label} seed {f['seed']}: failed: {f['error']}" for label, f in failed]
+        lines += [f"- {label} seed {s}: not run yet" for label, s in missing]
+    lines += ["", "## Setting", ""]
+    lines.append(f"- Data: {DATASET_NOTES.get(dataset, dataset)}")
+    lines.append("- Protocol: RecBole 1.2.1 full ranking over all items; training items masked for validation, "
+                 "training and validation items masked for test; standard NDCG (ideal DCG over min(|test items|, K)); "
+                 "Recall, NDCG, Precision at 10/20/50 averaged over test users; early stopping on validation "
+                 "Recall@20 with stopping_step 7 (stop at the 8th epoch without improvement).")
+    lines.append(f"- Seeds: {', '.join(map(str, seeds))} (RecBole `seed`, reproducibility on).")
+    lines.append(f"- Hardware: {_hardware()}. Seconds per epoch = median training time of an epoch (validation excluded).")
+    lines.append("- Hyper-parameters (RecBole defaults for the baselines unless overridden; MMSSL from the plugin's "
+                 "property files, spec section 2.2):")
+    lines += ["  " + line for line in _hyper_parameters(runs, labels)]
+    if dataset in PAPER_NOTE:
+        lines += ["", "## The paper's numbers", "", PAPER_NOTE[dataset]]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def write_plot(dataset, table, runs, labels, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (bars, curves) = plt.subplots(1, 2, figsize=(13, 4.8))
+    xs = range(len(labels))
+    for offset, metric, colour in ((-0.2, "recall@20", "tab:blue"), (0.2, "ndcg@20", "tab:orange")):
+        means = [table[lab][metric][0] or 0 for lab in labels]
+        sds = [table[lab][metric][1] or 0 for lab in labels]
+        bars.bar([x + offset for x in xs], means, width=0.4, yerr=sds, capsize=3, label=metric, color=colour)
+    bars.set_xticks(list(xs))
+    bars.set_xticklabels(labels, rotation=20, ha="right")
+    bars.set_title(f"{dataset}: test metrics (mean ± sd over seeds)")
+    bars.legend()
+    for label in labels:
+        for n, run in enumerate(r for r in runs if r["label"] == label and r["status"] == "ok"):
+            curves.plot(run["valid_curve"], color=f"C{labels.index(label)}", alpha=0.8,
+                        label=label if n == 0 else None)
+    curves.set_xlabel("epoch")
+    curves.set_ylabel("validation Recall@20")
+    curves.set_title("training curves (one line per seed)")
+    curves.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_reports(dataset, runs_dir, results_dir, labels, seeds):
+    runs = [r for r in load_runs(runs_dir) if r["label"] in labels]
+    table = aggregate(runs, labels)
+    base = os.path.join(results_dir, dataset)
+    write_markdown(dataset, table, runs, labels, seeds, base + ".md")
+    with open(base + ".json", "w") as f:
+        json.dump({"dataset": dataset, "seeds": seeds, "summary": table, "runs": runs}, f, indent=1)
+    write_plot(dataset, table, runs, labels, base + ".png")
+    return [base + ".md", base + ".json", base + ".png"]
