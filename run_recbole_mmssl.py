@@ -22,6 +22,9 @@ def parse_args(argv=None):
     parser.add_argument("--dataset", "-d", default=DEFAULT_DATASET, help="dataset folder name under data_path")
     parser.add_argument("--config_files", default=None, help="comma-separated yaml files, as in RecBole")
     parser.add_argument("--resume", default=None, help="checkpoint (.pth or .last.pth) to continue training from")
+    parser.add_argument("--breakdown", default=None, help="write results by user/item group to this path prefix "
+                        "(e.g. results/tiktok_MMSSL_breakdown -> .md and .png)")
+    parser.add_argument("--breakdown_k", type=int, default=20)
     args, _ = parser.parse_known_args(argv)
     return args
 
@@ -29,9 +32,17 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     config_files = args.config_files.split(",") if args.config_files else None
-    result = run_recbole_mmssl(model=args.model, dataset=args.dataset, config_file_list=config_files, resume=args.resume)
+    result = run_recbole_mmssl(
+        model=args.model, dataset=args.dataset, config_file_list=config_files, resume=args.resume,
+        breakdown_k=args.breakdown_k if args.breakdown else None,
+    )
     print(f"\n{result['model']} on {result['dataset']} (validation: best epoch; test: full ranking)")
     print(results_table(result["best_valid_result"], result["test_result"]))
+    if args.breakdown:
+        from recbole_mmssl.breakdown import write_breakdown
+
+        paths = write_breakdown({result["model"]: result["breakdown"]}, args.breakdown)
+        print("breakdown:", ", ".join(paths))
     if result["saved_model_file"]:
         print(f"checkpoint: {result['saved_model_file']}")
 

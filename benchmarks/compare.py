@@ -72,7 +72,7 @@ def run_one(spec):
         }
         result = run_recbole_mmssl(
             model=spec["model"], dataset=spec["dataset"], config_file_list=spec["config_files"],
-            config_dict=config_dict, saved=True, callback_fn=progress,
+            config_dict=config_dict, saved=True, callback_fn=progress, breakdown_k=spec.get("breakdown_k"),
         )
         epochs = result["epochs"]
         scores = [e["valid_score"] for e in epochs]
@@ -88,6 +88,7 @@ def run_one(spec):
             seconds_per_epoch=statistics.median(train_seconds) if train_seconds else None,
             config=plain_config(result["config"]),
             checkpoint=result["saved_model_file"],
+            breakdown=result["breakdown"],
         )
     except Exception as err:  # a failed run is reported, never dropped
         import traceback
@@ -125,6 +126,8 @@ def main(argv=None):
     parser.add_argument("--config_files", default=None, help="comma-separated yaml files applied to every run")
     parser.add_argument("--results", default=os.path.join(REPO, "results"))
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also report test Recall/NDCG@20 by user activity and item popularity groups")
     parser.add_argument("--report-only", action="store_true", help="rewrite the reports from finished runs")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -137,7 +140,8 @@ def main(argv=None):
     config_files = [os.path.abspath(p) for p in args.config_files.split(",")] if args.config_files else None
     labels = [m.strip() for m in args.models.split(",") if m.strip()]
     seeds = [int(s) for s in args.seeds.split(",")]
-    todo = [(label, seed) for label in labels for seed in seeds]
+    # seed-major: one seed of every model first, so a partial comparison already covers every model
+    todo = [(label, seed) for seed in seeds for label in labels]
     if not args.report_only:
         for n, (label, seed) in enumerate(todo, 1):
             out = os.path.join(runs_dir, run_id(label, seed) + ".json")
@@ -148,7 +152,7 @@ def main(argv=None):
             spec = {
                 "label": label, "model": model, "overrides": overrides, "seed": seed, "dataset": args.dataset,
                 "data_path": data_path, "config_files": config_files, "out": out, "threads": args.threads,
-                "valid_metric": "Recall@20", "cwd": os.getcwd(),
+                "valid_metric": "Recall@20", "cwd": os.getcwd(), "breakdown_k": 20 if args.breakdown else None,
             }
             print(f"[{n}/{len(todo)}] {label} seed {seed}: training ...", flush=True)
             started = time.time()

@@ -150,8 +150,13 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
     lines += ["  " + line for line in _hyper_parameters(runs, labels)]
     if dataset in PAPER_NOTE:
         lines += ["", "## The paper's numbers", "", PAPER_NOTE[dataset]]
-    with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    _atomic_write(path, "\n".join(lines) + "\n")
+
+
+def _atomic_write(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
 
 
 def write_plot(dataset, table, runs, labels, path):
@@ -184,11 +189,41 @@ def write_plot(dataset, table, runs, labels, path):
 
 
 def write_reports(dataset, runs_dir, results_dir, labels, seeds):
-    runs = [r for r in load_runs(runs_dir) if r["label"] in labels]
+    """Reports over every run in ``runs_dir`` (several comparisons may fill it): ``labels`` first."""
+    runs = load_runs(runs_dir)
+    labels = list(labels) + sorted({r["label"] for r in runs} - set(labels))
+    seeds = sorted(set(seeds) | {r["seed"] for r in runs})
     table = aggregate(runs, labels)
     base = os.path.join(results_dir, dataset)
     write_markdown(dataset, table, runs, labels, seeds, base + ".md")
-    with open(base + ".json", "w") as f:
-        json.dump({"dataset": dataset, "seeds": seeds, "summary": table, "runs": runs}, f, indent=1)
+    _atomic_write(base + ".json", json.dumps({"dataset": dataset, "seeds": seeds, "summary": table, "runs": runs},
+                                             indent=1))
     write_plot(dataset, table, runs, labels, base + ".png")
-    return [base + ".md", base + ".json", base + ".png"]
+    paths = [base + ".md", base + ".json", base + ".png"]
+    groups = seed_mean_breakdowns(runs, labels)
+    if groups:
+        from recbole_mmssl.breakdown import write_breakdown
+
+        paths += write_breakdown(groups, base + "_breakdown")
+    return paths
+
+
+def seed_mean_breakdowns(runs, labels):
+    """Per model label, its runs' breakdown rows with recall/ndcg averaged over seeds."""
+    merged = {}
+    for label in labels:
+        parts = [r["breakdown"] for r in runs if r["label"] == label and r["status"] == "ok" and r.get("breakdown")]
+        if not parts:
+            continue
+        mean = {"k": parts[0]["k"]}
+        for part in ("users", "items"):
+            mean[part] = []
+            for n, row in enumerate(parts[0][part]):
+                averaged = dict(row)
+                for metric in ("recall", "ndcg"):
+                    values = [p[part][n].get(metric) for p in parts if p[part][n].get(metric) is not None]
+                    if metric in row:
+                        averaged[metric] = statistics.mean(values) if values else None
+                mean[part].append(averaged)
+        merged[label] = mean
+    return merged

@@ -13,8 +13,6 @@ meaning, used by ``evaluate``), ``saved/<Model>-<time>.last.pth`` the last finis
 
 import os
 import random
-from enum import Enum
-
 import numpy as np
 import torch
 from recbole.utils import set_color
@@ -28,14 +26,18 @@ def last_checkpoint_path(best_path):
     return f"{root}.last{ext or '.pth'}"
 
 
+# Set by RecBole for the running process (device, distributed rank, derived types): never restored.
+RUNTIME_KEYS = {"device", "local_rank", "single_spec", "world_size", "nproc", "offset", "ip", "port",
+                "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "valid_neg_sample_args", "test_neg_sample_args"}
+
+
 def plain_config(config):
     """The config as plain data (no enums, devices or classes), enough to rebuild it later."""
-    plain = {}
-    for key, value in config.final_config_dict.items():
-        if _is_plain(value):
-            plain[key] = value
-        elif isinstance(value, Enum):
-            continue
+    plain = {
+        key: value
+        for key, value in config.final_config_dict.items()
+        if key not in RUNTIME_KEYS and _is_plain(value)
+    }
     # RecBole stores data_path joined with the dataset name; keep the root to rebuild the config.
     plain["data_path"] = os.path.dirname(os.path.normpath(config["data_path"]))
     return plain
@@ -121,9 +123,15 @@ class TensorCheckpointMixin:
             "state_dict": self.model.state_dict(),
             "other_parameter": self.model.other_parameter(),
             "optimizer": self.optimizer.state_dict(),
-            "rng": rng_state(),
+            "rng": {**rng_state(), "train_loader": self._train_loader_rng()},
             "extra": self._extra_checkpoint_state(),
         }
+
+    def _train_loader_rng(self):
+        """RecBole's train loader shuffles with a generator of its own: part of the RNG state."""
+        loader = getattr(self, "_train_loader", None)
+        generator = getattr(loader, "generator", None)
+        return generator.get_state() if generator is not None else None
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
@@ -154,6 +162,7 @@ class TensorCheckpointMixin:
         self.optimizer.load_state_dict(state["optimizer"])
         self._load_extra_checkpoint_state(state["extra"])
         set_rng_state(state["rng"])
+        self._pending_loader_rng = state["rng"].get("train_loader")
         self.logger.info(f"Checkpoint {resume_file} loaded. Resume training from epoch {self.start_epoch}")
 
     def load_model_from(self, model_file):
@@ -164,6 +173,12 @@ class TensorCheckpointMixin:
         self.logger.info(f"Loading model structure and parameters from {model_file}")
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        self._train_loader = train_data
+        pending = getattr(self, "_pending_loader_rng", None)
+        if pending is not None and getattr(train_data, "generator", None) is not None:
+            train_data.generator.set_state(pending)
+            self._pending_loader_rng = None
+
         def end_of_epoch(epoch_idx, valid_score):
             if saved:
                 self._save_last_checkpoint(epoch_idx)

@@ -24,12 +24,9 @@ def create_dataset(config):
     Never falls through to RecBole's own download (its amazon-baby has ratings only): a missing
     folder is an error naming the convert command. The embedded default (ml-100k) is built on first use.
     """
-    from recbole_mmssl.data.dataset import MultimodalDataset, ensure_prepared
+    from recbole_mmssl.data.dataset import MultimodalDataset
+    from recbole_mmssl.data.prepare import ensure_prepared
 
-    if config["dataset"] == "ml-100k":
-        from recbole_mmssl.data.default_dataset import ensure_default_dataset
-
-        ensure_default_dataset(os.path.dirname(os.path.normpath(config["data_path"])))
     ensure_prepared(config)
     if getattr(get_model(config["model"]), "requires_modalities", False):
         return MultimodalDataset(config)
@@ -96,12 +93,14 @@ def build(model=None, dataset=None, config_file_list=None, config_dict=None):
 
 
 def run_recbole_mmssl(
-    model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, resume=None, callback_fn=None
+    model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, resume=None, callback_fn=None,
+    breakdown_k=None,
 ):
     """Train on the train split, select the epoch on validation, evaluate on test (full ranking).
 
     Returns a dict with the best validation result, the test result, the per-epoch validation
-    scores and times, and the checkpoint file of the selected epoch.
+    scores and times, the checkpoint file of the selected epoch and, with ``breakdown_k``, the test
+    metrics by user activity and item popularity (recbole_mmssl.breakdown).
     """
     config, (train_data, valid_data, test_data), model, trainer = build(
         model, dataset, config_file_list, config_dict
@@ -121,6 +120,11 @@ def run_recbole_mmssl(
     )
     train_seconds = time.time() - started
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
+    groups = None
+    if breakdown_k:
+        from recbole_mmssl.breakdown import breakdown
+
+        groups = breakdown(trainer, test_data, train_data._dataset, k=breakdown_k)
     logger = getLogger()
     logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
     logger.info(set_color("test result", "yellow") + f": {test_result}")
@@ -134,6 +138,7 @@ def run_recbole_mmssl(
         "epochs": recorder.epochs,
         "train_seconds": train_seconds,
         "saved_model_file": trainer.saved_model_file if saved else None,
+        "breakdown": groups,
         "config": config,
         "trainer": trainer,
     }

@@ -1,0 +1,34 @@
+"""Breakdown by user activity and item popularity agrees with RecBole's own test metrics."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from recbole_mmssl.breakdown import equal_size_groups, write_breakdown
+from recbole_mmssl.quick_start import run_recbole_mmssl
+from tests._lead_util import tiny_config, write_tiny_dataset
+
+
+def test_equal_size_groups_cut_sorted_values_into_five_runs():
+    values = np.array([5, 1, 4, 2, 3, 9, 8, 7, 6, 0])
+    groups = equal_size_groups(values)
+    assert list(groups[np.argsort(values)]) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+
+
+def test_overall_rows_equal_recboles_test_result(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["pytest"])
+    write_tiny_dataset(tmp_path, n_users=60)
+    result = run_recbole_mmssl("LightGCN", "tiny", config_dict=tiny_config(tmp_path, metric_decimal_place=8),
+                               breakdown_k=20)
+    groups = result["breakdown"]
+    overall = groups["users"][0]
+    assert overall["recall"] == pytest.approx(result["test_result"]["recall@20"], abs=1e-6)
+    assert overall["ndcg"] == pytest.approx(result["test_result"]["ndcg@20"], abs=1e-6)
+    user_groups = groups["users"][1:]
+    assert len(user_groups) == 5 and sum(g["count"] for g in user_groups) == overall["count"] == 60
+    assert max(g["count"] for g in user_groups) - min(g["count"] for g in user_groups) <= 1
+    item_rows = groups["items"]
+    assert sum(r["count"] for r in item_rows[1:6]) == item_rows[0]["count"] == 60
+    paths = write_breakdown({"LightGCN": groups}, str(tmp_path / "bd"))
+    assert "users G1" in open(paths[0]).read()
