@@ -119,8 +119,8 @@ def launch(spec, log_path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", required=True)
-    parser.add_argument("--data_path", required=True)
+    parser.add_argument("--dataset")
+    parser.add_argument("--data_path")
     parser.add_argument("--models", default="MMSSL,LightGCN,SGL,NCL,BPR")
     parser.add_argument("--seeds", default="2022,2023,2024")
     parser.add_argument("--config_files", default=None, help="comma-separated yaml files applied to every run")
@@ -133,6 +133,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.one:
         sys.exit(0 if run_one(json.loads(args.one)) else 1)
+    if not args.dataset or not args.data_path:
+        parser.error("--dataset and --data_path are required")
 
     runs_dir = os.path.join(args.results, "runs", args.dataset)
     os.makedirs(runs_dir, exist_ok=True)
@@ -145,7 +147,7 @@ def main(argv=None):
     if not args.report_only:
         for n, (label, seed) in enumerate(todo, 1):
             out = os.path.join(runs_dir, run_id(label, seed) + ".json")
-            if os.path.exists(out) and json.load(open(out)).get("status") == "ok":
+            if os.path.exists(out) and json.load(open(out)).get("status") == "ok":  # resume: keep finished runs
                 print(f"[{n}/{len(todo)}] {label} seed {seed}: done earlier, kept", flush=True)
                 continue
             model, overrides = parse_model_spec(label)

@@ -182,7 +182,8 @@ def write_plot(dataset, table, runs, labels, path):
     curves.set_xlabel("epoch")
     curves.set_ylabel("validation Recall@20")
     curves.set_title("training curves (one line per seed)")
-    curves.legend()
+    if curves.lines:
+        curves.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,0 +1,263 @@
+"""Reading and writing RecBole atomic files for interactions and per-modality item features.
+
+One place for the on-disk format, shared by the converter, the text encoder and the dataset:
+
+* interactions: ``user_id:token<TAB>item_id:token``, one pair per line;
+* features: ``item_id:token<TAB><modality>_feat:float_seq``, floats separated by single spaces.
+
+Floats are written with 9 significant digits, which round-trips every float32 exactly. Formatting
+is vectorised with numpy (digits from integer arithmetic and a lookup table), because a 7,050 x 4,096
+feature matrix is 29 M floats and per-float Python formatting takes tens of seconds. Parsing uses
+numpy's C parser one row at a time, which keeps memory near the size of the result.
+"""
+
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+import zlib
+
+import numpy as np
+from tqdm import tqdm
+
+from recbole_mmssl.data.errors import DataError
+
+FEATURE_SUFFIX = "_feat"
+_PAIRS = np.array(
+    [[ord(c) for c in f"{i:02d}"] for i in range(100)], dtype=np.uint8
+).view(np.uint16).ravel()  # two ASCII digits per entry, in native byte order
+_POW10 = 10.0 ** np.arange(-70, 71)  # float64 powers of ten, index = exponent + 70
+_CHUNK_FLOATS = 1 << 20  # rows are formatted in blocks of about this many floats
+
+
+def feature_field(modality):
+    """RecBole field name of a modality's feature column (``image`` -> ``image_feat``)."""
+    return f"{modality}{FEATURE_SUFFIX}"
+
+
+def feature_file_name(dataset_name, modality):
+    """File name of a modality's atomic feature file (``tiktok.image_feat``)."""
+    return f"{dataset_name}.{feature_field(modality)}"
+
+
+def umask_mode(mode=0o666):
+    """``mode`` limited by the process umask: mkstemp/mkdtemp create private files, we want normal ones."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def replace_dir(tmp, final):
+    """Move the finished ``tmp`` folder to ``final``, keeping the old ``final`` until it worked."""
+    old = None
+    if os.path.exists(final):
+        old = os.path.join(os.path.dirname(final),
+                           f".{os.path.basename(final)}.old-{uuid.uuid4().hex[:8]}")
+        os.rename(final, old)
+    try:
+        os.rename(tmp, final)
+    except BaseException:
+        if old is not None:
+            os.rename(old, final)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def check_finite(features, tokens, path, fix):
+    """Raise a DataError if any row holds NaN or inf, naming how many rows and the first one."""
+    finite_rows = np.isfinite(features).all(axis=1)
+    if finite_rows.all():
+        return
+    bad = np.flatnonzero(~finite_rows)
+    raise DataError(
+        path,
+        f"{len(bad)} feature row(s) contain NaN or inf; the first is item {tokens[bad[0]]!r} "
+        f"(row {bad[0]})",
+        fix,
+    )
+
+
+def format_float_rows(block):
+    """Format a 2-D float array as bytes, one line per row, floats joined by single spaces.
+
+    Each value is written as ``d.dddddddde+XX`` with trailing zeros of the mantissa dropped, ``0``
+    for zeros and a leading ``-`` only when negative. Returns ``(data, row_ends)`` where
+    ``row_ends[r]`` is the byte offset just past row r's newline.
+    """
+    x = np.ascontiguousarray(block, dtype=np.float32).astype(np.float64)
+    n_rows, dim = x.shape
+    x = x.ravel()
+    a = np.abs(x)
+    zero = a == 0
+    exp = np.floor(np.log10(np.where(zero, 1.0, a))).astype(np.int64)
+    mant = np.rint(a * _POW10[70 + 8 - exp]).astype(np.int64)  # 9 digits: 1e8 <= mant < 1e9
+    for wrong, step in ((mant >= 1_000_000_000, 1), ((mant < 100_000_000) & ~zero, -1)):
+        if wrong.any():  # log10 was off by one next to a power of ten
+            exp[wrong] += step
+            mant[wrong] = np.rint(a[wrong] * _POW10[70 + 8 - exp[wrong]]).astype(np.int64)
+    mant[zero] = 0
+    mant = mant.astype(np.int32)
+    frac = mant % 100_000_000
+    trailing_zeros = np.zeros(x.size, dtype=np.int8)
+    for k in range(1, 9):
+        trailing_zeros += (frac % (10**k)) == 0
+
+    out_b = np.empty((x.size, 16), dtype=np.uint8)  # 16 bytes per value at most
+    out_b[:, 0] = ord("-")
+    out_b[:, 1] = mant // 100_000_000 + ord("0")
+    out_b[:, 2] = ord(".")
+    out_b[:, 3:11].view(np.uint16)[:] = np.stack(
+        [_PAIRS[frac // 1_000_000], _PAIRS[frac // 10_000 % 100],
+         _PAIRS[frac // 100 % 100], _PAIRS[frac % 100]], axis=1)
+    out_b[:, 11] = ord("e")
+    out_b[:, 12] = np.where(exp < 0, ord("-"), ord("+"))
+    out_b[:, 13:15].view(np.uint16)[:, 0] = _PAIRS[np.abs(exp)]
+    out_b[:, 15] = ord(" ")
+    out_b.reshape(n_rows, dim, 16)[:, -1, 15] = ord("\n")
+
+    keep = np.ones((x.size, 16), dtype=bool)
+    keep[:, 0] = np.signbit(x)
+    digits_kept = 8 - trailing_zeros
+    keep[:, 2] = digits_kept > 0
+    keep[:, 3:11] = np.arange(8)[None, :] < digits_kept[:, None]
+    keep[zero, 2:15] = False
+    row_ends = np.cumsum(keep.reshape(n_rows, -1).sum(axis=1))
+    return out_b[keep].tobytes(), row_ends
+
+
+def write_feature_file(path, tokens, features, modality, iid_field="item_id", progress=True):
+    """Write one modality's atomic feature file atomically (temporary name, then rename).
+
+    ``tokens[r]`` is the item token of ``features[r]``. NaN/inf rows are refused. Shows a tqdm
+    progress bar over rows when ``progress`` is true.
+    """
+    features = np.asarray(features)
+    tokens = [str(t) for t in tokens]
+    if features.ndim != 2:
+        raise DataError(path, f"features must be 2-D (items x dim), got shape {features.shape}",
+                        "pass one row per item")
+    if len(tokens) != features.shape[0]:
+        raise DataError(path, f"{len(tokens)} item tokens for {features.shape[0]} feature rows",
+                        "pass exactly one token per feature row")
+    check_finite(features, tokens, path, "clean the features (e.g. np.nan_to_num) and write again")
+    folder = os.path.dirname(os.path.abspath(path))
+    chunk_rows = max(1, _CHUNK_FLOATS // max(1, features.shape[1]))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(f"{iid_field}:token\t{feature_field(modality)}:float_seq\n".encode())
+            bar = tqdm(total=len(tokens), desc=f"writing {os.path.basename(path)}",
+                       unit="item", disable=not progress)
+            for start in range(0, len(tokens), chunk_rows):
+                data, ends = format_float_rows(features[start:start + chunk_rows])
+                starts = np.concatenate([[0], ends[:-1]])
+                f.write(b"".join(
+                    tok.encode() + b"\t" + data[s:e]
+                    for tok, s, e in zip(tokens[start:start + chunk_rows], starts, ends)
+                ))
+                bar.update(min(chunk_rows, len(tokens) - start))
+            bar.close()
+        os.chmod(tmp, umask_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def check_tokens(tokens, kind, path):
+    """Refuse tokens that would break the tab-separated, line-based atomic format."""
+    bad = sorted({t for t in map(str, tokens) if "\t" in t or "\n" in t or "\r" in t})
+    if bad:
+        raise DataError(path, f"{len(bad)} {kind} token(s) contain a tab or line break, e.g. "
+                              f"{bad[0]!r}", "use ids without tabs or line breaks")
+
+
+def write_inter_file(path, users, items, uid_field="user_id", iid_field="item_id"):
+    """Write an interaction atomic file ``user<TAB>item`` (tokens as strings)."""
+    check_tokens(users, "user", path)
+    check_tokens(items, "item", path)
+    body = "".join(f"{u}\t{i}\n" for u, i in zip(users, items))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"{uid_field}:token\t{iid_field}:token\n")
+        f.write(body)
+    return path
+
+
+def _parse_header(path, header, field_sep, iid_field):
+    """Check a feature file's header; return the modality name it declares."""
+    columns = header.split(field_sep)
+    expected = f"{iid_field}:token{field_sep}<modality>{FEATURE_SUFFIX}:float_seq"
+    fix = f"the first line must be {expected!r}"
+    if len(columns) != 2:
+        raise DataError(path, f"header has {len(columns)} column(s) {columns!r}, expected 2", fix)
+    id_col, feat_col = columns
+    if id_col != f"{iid_field}:token":
+        raise DataError(path, f"first column is {id_col!r}, expected '{iid_field}:token'", fix)
+    name, _, ftype = feat_col.partition(":")
+    if ftype != "float_seq" or not name.endswith(FEATURE_SUFFIX) or name == FEATURE_SUFFIX:
+        raise DataError(path, f"second column is {feat_col!r}, expected "
+                              f"'<modality>{FEATURE_SUFFIX}:float_seq'", fix)
+    return name[: -len(FEATURE_SUFFIX)]
+
+
+def read_feature_file(path, iid_field="item_id", field_sep="\t", seq_sep=" "):
+    """Parse an atomic feature file into ``(modality, tokens, float32 array, crc32)``.
+
+    Validates the header, one tab per line, numeric values, equal row lengths, unique tokens and
+    finite values; every failure is a DataError naming the file, the line and the fix. The crc32 of
+    the file's bytes is returned for the parse cache.
+    """
+    path = str(path)
+    regen = ("re-create the file with `python -m recbole_mmssl.data.convert` or "
+             "`python -m recbole_mmssl.data.features`, or fix the named line")
+    sep_b = field_sep.encode()
+    tokens, rows = [], []
+    with open(path, "rb") as f:
+        header = f.readline()
+        crc = zlib.crc32(header)
+        modality = _parse_header(path, header.decode("utf-8").rstrip("\r\n"), field_sep, iid_field)
+        with warnings.catch_warnings():
+            # np.fromstring only warns when it stops at a non-number; make that an error
+            warnings.simplefilter("error", DeprecationWarning)
+            for lineno, line in enumerate(f, start=2):
+                crc = zlib.crc32(line, crc)
+                line = line.rstrip(b"\r\n")
+                if not line.strip():
+                    continue
+                token, found, values = line.partition(sep_b)
+                if not found or sep_b in values:
+                    raise DataError(path, f"line {lineno} does not have exactly two "
+                                          f"{field_sep!r}-separated columns", regen)
+                try:
+                    row = np.fromstring(values, dtype=np.float32, sep=seq_sep)
+                except (DeprecationWarning, ValueError):
+                    raise DataError(path, f"line {lineno} (item {token.decode()!r}) holds a "
+                                          f"value that is not a number", regen) from None
+                tokens.append(token.decode("utf-8"))
+                rows.append(row)
+    if not rows:
+        raise DataError(path, "the file has a header but no feature rows", regen)
+    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    dim = int(np.bincount(lengths).argmax())
+    if (lengths != dim).any() or dim == 0:
+        bad = int(np.flatnonzero(lengths != dim)[0]) if dim else 0
+        raise DataError(
+            path,
+            f"rows have different lengths: {int((lengths == dim).sum())} of {len(rows)} rows have "
+            f"{dim} values, but item {tokens[bad]!r} has {int(lengths[bad])}",
+            f"every row of a feature file must have the same dimension; {regen}",
+        )
+    features = np.stack(rows)
+    del rows
+    unique, counts = np.unique(np.asarray(tokens), return_counts=True)
+    if (counts > 1).any():
+        raise DataError(path, f"{int((counts > 1).sum())} item token(s) appear more than once, "
+                              f"e.g. {unique[counts > 1][0]!r}",
+                        "keep exactly one feature row per item")
+    check_finite(features, tokens, path,
+                 "replace the NaN/inf values in the source features and convert again")
+    return modality, tokens, features, crc

