@@ -1,0 +1,206 @@
+"""Hyper-parameter search (the code behind run_hyper.py; inside the package so Ray workers import it)
+for MMSSL (or any RecBole model) with Ray Tune or RecBole's HyperTuning.
+
+    python run_hyper.py --model=MMSSL --dataset=tiktok --data_path=DIR --params_file=hyper.test --tool=ray
+    python run_hyper.py --model=MMSSL --dataset=tiktok --data_path=DIR --params_file=hyper.test --tool=hyperopt
+    python run_hyper.py ... --tool=ray --ray_address=HOST:PORT      # join a running Ray cluster
+
+Trials are selected on validation (``valid_metric``, Recall@20) only; test numbers are recorded for
+information. Ray Tune stops weak trials early with ASHA from the per-epoch validation reports.
+Writes ``<output_dir>/best.yaml`` (pass it back with ``--config_files``) and ``trials.md``/``trials.csv``.
+"""
+
+import argparse
+import csv
+import os
+import shutil
+import tempfile
+
+import yaml
+
+from recbole_mmssl.quick_start import run_recbole_mmssl
+
+
+def read_space(params_file):
+    """RecBole's hyper.test format: ``name type values`` per line (choice / uniform / loguniform / quniform)."""
+    space = {}
+    with open(params_file) as f:
+        for number, line in enumerate(f, 1):
+            parts = line.split()
+            if len(parts) < 3 or line.lstrip().startswith("#"):
+                continue
+            name, kind, value = parts[0], parts[1], "".join(parts[2:])
+            if kind == "choice":
+                space[name] = ("choice", yaml.safe_load(value))
+            elif kind in ("uniform", "loguniform", "quniform"):
+                space[name] = (kind, [float(v) for v in value.split(",")])
+            else:
+                raise ValueError(f"{params_file} line {number}: unknown type {kind!r} "
+                                 "(use choice, uniform, loguniform or quniform, as RecBole's hyper.test)")
+            if kind == "choice" and not isinstance(space[name][1], list):
+                raise ValueError(f"{params_file} line {number}: choice needs a list, e.g. [0.1,0.2]")
+    if not space:
+        raise ValueError(f"{params_file} defines no parameter (expected lines like `learning_rate choice [1e-3,5e-4]`)")
+    return space
+
+
+def run_trial(params, fixed):
+    """One training run with ``params`` on top of ``fixed``; checkpoints go to a temporary folder."""
+    checkpoint_dir = tempfile.mkdtemp(prefix="hyper-")
+    try:
+        config_dict = {**fixed["config_dict"], **params, "checkpoint_dir": checkpoint_dir, "show_progress": False}
+        return run_recbole_mmssl(
+            model=fixed["model"], dataset=fixed["dataset"], config_file_list=fixed["config_files"],
+            config_dict=config_dict, callback_fn=fixed.get("callback"),
+        )
+    finally:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+def search_hyperopt(space, fixed, args):
+    from hyperopt import hp
+    from recbole.trainer import HyperTuning
+
+    hp_space = {}
+    for name, (kind, value) in space.items():
+        if kind == "choice":
+            hp_space[name] = hp.choice(name, value)
+        elif kind == "quniform":
+            hp_space[name] = hp.quniform(name, *value)
+        else:
+            hp_space[name] = getattr(hp, kind)(name, *value)
+    trials = []
+
+    def objective(config_dict, config_file_list):
+        result = run_trial(config_dict, fixed)
+        trials.append(_trial_row(config_dict, result))
+        return {key: result[key] for key in ("model", "best_valid_score", "valid_score_bigger",
+                                             "best_valid_result", "test_result")}
+
+    tuner = HyperTuning(objective, space=hp_space, algo=args.algo, max_evals=args.max_evals,
+                        fixed_config_file_list=fixed["config_files"])
+    tuner.run()
+    return trials
+
+
+def search_ray(space, fixed, args):
+    import ray
+    from ray import tune
+    from ray.air import session
+    from ray.tune.schedulers import ASHAScheduler
+
+    ray_space = {}
+    for name, (kind, value) in space.items():
+        ray_space[name] = tune.choice(value) if kind == "choice" else getattr(tune, kind)(*value)
+    if args.ray_address:
+        ray.init(address=args.ray_address)
+    else:
+        ray.init(num_cpus=args.ray_cpus, include_dashboard=False, ignore_reinit_error=True)
+
+    def trainable(params):
+        def report(epoch_idx, valid_score):
+            session.report({"valid_score": valid_score, "epoch": epoch_idx})
+
+        result = run_trial(params, {**fixed, "callback": report})
+        row = _trial_row(params, result)
+        session.report({"valid_score": result["best_valid_score"], "final": True, "row": row})
+
+    scheduler = ASHAScheduler(max_t=args.max_epochs_asha, grace_period=args.grace_period, reduction_factor=2)
+    analysis = tune.run(
+        trainable, config=ray_space, num_samples=args.max_evals, scheduler=scheduler,
+        metric="valid_score", mode="max", resources_per_trial={"cpu": args.cpus_per_trial},
+        local_dir=os.path.abspath(os.path.join(args.output_dir, "ray")), verbose=1,
+    )
+    trials = []
+    for trial in analysis.trials:
+        last = trial.last_result or {}
+        if last.get("final"):
+            trials.append(last["row"])
+        else:  # stopped early by ASHA: its best validation score so far
+            best = trial.metric_analysis.get("valid_score", {}).get("max")
+            trials.append({**{k: trial.config[k] for k in space}, "valid_score": best,
+                           "test_recall@20": None, "test_ndcg@20": None, "epochs": last.get("epoch"),
+                           "status": "stopped early (ASHA)"})
+    if not args.ray_address:
+        ray.shutdown()
+    return trials
+
+
+def _trial_row(params, result):
+    return {**params, "valid_score": result["best_valid_score"],
+            "test_recall@20": result["test_result"].get("recall@20"),
+            "test_ndcg@20": result["test_result"].get("ndcg@20"),
+            "epochs": len(result["epochs"]), "status": "finished"}
+
+
+def write_outputs(trials, space, fixed, output_dir):
+    """best.yaml (the fixed settings + the best trial's parameters) and the table of all trials."""
+    os.makedirs(output_dir, exist_ok=True)
+    scored = [t for t in trials if t["valid_score"] is not None]
+    if not scored:
+        raise RuntimeError("No trial produced a validation score; see the log above.")
+    best = max(scored, key=lambda t: t["valid_score"])
+    best_config = {"model": fixed["model"], "dataset": fixed["dataset"], **fixed["config_dict"],
+                   **{name: _plain(best[name]) for name in space}}
+    with open(os.path.join(output_dir, "best.yaml"), "w") as f:
+        f.write(f"# best of {len(trials)} trials on validation recall@20 = {best['valid_score']:.4f}\n")
+        yaml.safe_dump(best_config, f, sort_keys=False)
+    columns = list(space) + ["valid_score", "test_recall@20", "test_ndcg@20", "epochs", "status"]
+    with open(os.path.join(output_dir, "trials.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(trials)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for trial in sorted(trials, key=lambda t: -(t["valid_score"] or -1)):
+        lines.append("| " + " | ".join(_cell(trial.get(c)) for c in columns) + " |")
+    with open(os.path.join(output_dir, "trials.md"), "w") as f:
+        f.write(f"# {fixed['model']} on {fixed['dataset']}: {len(trials)} trials, selected on validation\n\n")
+        f.write("\n".join(lines) + "\n")
+    return best
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="MMSSL")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--data_path", default="dataset/")
+    parser.add_argument("--params_file", default="hyper.test")
+    parser.add_argument("--config_files", default=None)
+    parser.add_argument("--tool", choices=["ray", "hyperopt"], default="ray")
+    parser.add_argument("--algo", default="random", help="hyperopt: exhaustive | random | bayes")
+    parser.add_argument("--max_evals", type=int, default=10, help="number of trials")
+    parser.add_argument("--epochs", type=int, default=None, help="cap on epochs per trial")
+    parser.add_argument("--ray_address", default=None, help="HOST:PORT of a running Ray cluster")
+    parser.add_argument("--ray_cpus", type=int, default=None, help="CPUs for a local Ray instance")
+    parser.add_argument("--cpus_per_trial", type=float, default=1)
+    parser.add_argument("--grace_period", type=int, default=5, help="ASHA: epochs before a trial can be stopped")
+    parser.add_argument("--max_epochs_asha", type=int, default=1000, help="ASHA: max epochs (its max_t)")
+    parser.add_argument("--output_dir", default=None)
+    args, _ = parser.parse_known_args(argv)
+    args.output_dir = args.output_dir or os.path.join("results", "hyper", f"{args.model}-{args.dataset}-{args.tool}")
+    config_dict = {"data_path": os.path.abspath(args.data_path)}  # absolute: Ray trials run elsewhere
+    if args.epochs:
+        config_dict["epochs"] = args.epochs
+    fixed = {
+        "model": args.model, "dataset": args.dataset, "config_dict": config_dict,
+        "config_files": [os.path.abspath(p) for p in args.config_files.split(",")] if args.config_files else None,
+    }
+    space = read_space(args.params_file)
+    trials = (search_ray if args.tool == "ray" else search_hyperopt)(space, fixed, args)
+    best = write_outputs(trials, space, fixed, args.output_dir)
+    print(f"best validation score {best['valid_score']:.4f} with", {k: best[k] for k in space})
+    print(f"wrote {args.output_dir}/best.yaml, trials.md, trials.csv")
+
+
+if __name__ == "__main__":
+    main()

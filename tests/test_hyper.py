@@ -1,0 +1,48 @@
+"""run_hyper.py: a 2-trial search with each tool on a tiny dataset, selected on validation."""
+
+import csv
+import sys
+
+import pytest
+import yaml
+
+from recbole_mmssl import hyper as run_hyper
+from tests._lead_util import SMALL_RUN, write_tiny_dataset
+
+
+@pytest.fixture
+def search_setup(tmp_path, monkeypatch):
+    write_tiny_dataset(tmp_path)
+    params = tmp_path / "hyper.test"
+    params.write_text("learning_rate choice [0.01,0.001]\nembedding_size choice [8,16]\n")
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(yaml.safe_dump({k: v for k, v in SMALL_RUN.items()}))
+    monkeypatch.setattr(sys, "argv", ["run_hyper.py"])
+    monkeypatch.chdir(tmp_path)
+    return tmp_path, params, fixed
+
+
+@pytest.mark.parametrize("tool", ["hyperopt", "ray"])
+def test_two_trial_search_writes_best_config_and_trial_table(search_setup, tool):
+    tmp_path, params, fixed = search_setup
+    out = tmp_path / f"out-{tool}"
+    run_hyper.main([
+        "--model=BPR", "--dataset=tiny", f"--data_path={tmp_path}", f"--params_file={params}",
+        f"--config_files={fixed}", f"--tool={tool}", "--max_evals=2", "--algo=random", "--ray_cpus=2",
+        "--grace_period=1", f"--output_dir={out}",
+    ])
+    with open(out / "trials.csv") as f:
+        trials = list(csv.DictReader(f))
+    assert len(trials) == 2
+    best_score = max(float(t["valid_score"]) for t in trials)
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    assert best["model"] == "BPR" and best["learning_rate"] in (0.01, 0.001)
+    assert f"{best_score:.4f}" in (out / "best.yaml").read_text().splitlines()[0]
+    assert (out / "trials.md").read_text().count("\n|") >= 3
+
+
+def test_params_file_errors_name_the_line(tmp_path):
+    bad = tmp_path / "hyper.test"
+    bad.write_text("learning_rate gaussian 0,1\n")
+    with pytest.raises(ValueError, match="line 1: unknown type 'gaussian'"):
+        run_hyper.read_space(str(bad))
