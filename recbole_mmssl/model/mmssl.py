@@ -1,0 +1,314 @@
+r"""MMSSL: multi-modal self-supervised learning for recommendation.
+
+Reference:
+    Wei Wei, Chao Huang, Lianghao Xia, Chuxu Zhang. "Multi-Modal Self-Supervised Learning for
+    Recommendation." In WWW 2023. Released code: github.com/HKUDS/MMSSL.
+
+docs/mmssl_spec.md describes what is computed, step by step; the section numbers below refer to it.
+Two variants share this class (config ``variant``): ``paper`` (the method as the paper describes it,
+with the released code's defects fixed) and ``released`` (the released code's behaviour, quirks
+included). Each behaviour that differs is its own config key, filled from the variant by
+:meth:`MMSSL.resolve_config` when left null, so any fix can be switched alone.
+
+Training is adversarial (a critic step, then a generator step, per iteration) and is driven by
+:class:`recbole_mmssl.trainer.MMSSLTrainer`; this class holds the parameters, the forward pass, the
+losses and the modality graphs.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import GeneralRecommender
+from recbole.utils import InputType
+
+from recbole_mmssl.data.dataset import require_modalities
+from recbole_mmssl.model import critic as critic_ops
+from recbole_mmssl.model.graphs import ModalityGraphs
+from recbole_mmssl.model.layers import (
+    ATTENTIONS,
+    bipartite_graphs,
+    bpr_loss,
+    half_squared_norm,
+    info_nce,
+    layer_softmax_gnn,
+    propagate,
+)
+
+GP_FACTOR = 0.3  # the released code's hard-coded gradient-penalty weight (times gp_rate)
+
+# Variant-dependent switches (each a config key; null in MMSSL.yaml = the variant's value).
+VARIANT_PRESETS = {
+    "released": {
+        "attention": "degenerate",
+        "critic_slope": 1.0,
+        "graph_schedule": "released",
+        "pair_layout": "tiled",
+        "topk_exclude_train": False,
+        "min_topk": 0,
+        "max_modalities": 2,
+    },
+    "paper": {
+        "attention": "multihead",
+        "critic_slope": 0.2,
+        "graph_schedule": "accumulate",
+        "pair_layout": "aligned",
+        "topk_exclude_train": True,
+        "min_topk": 1,
+        "max_modalities": 0,
+    },
+}
+
+
+@dataclass
+class MMSSLOutput:
+    """What one forward pass gives (spec 1.3): fused embeddings and the per-modality views."""
+
+    user: torch.Tensor  # u*, (n_users, d)
+    item: torch.Tensor  # i*, (n_items, d)
+    feat_user: list  # H_u^m per modality, (n_users, d)
+    feat_item: list  # H_i^m per modality, (n_items, d)
+    id_user: list  # E_u^m per modality, (n_users, d)
+    id_item: list  # E_i^m per modality, (n_items, d)
+
+
+class MMSSL(GeneralRecommender):
+    r"""MMSSL (Wei et al., WWW 2023) as a RecBole general recommender.
+
+    Item features of each modality are encoded and propagated one hop over the interaction graph;
+    ID embeddings are propagated over modality-aware graphs rebuilt from the top-k of generated
+    relation rows; a cross-modal attention fuses those views into the ID embeddings, an alternating
+    GNN propagates them, and the propagated features are added back. A critic (WGAN-GP) pushes the
+    feature-only relation rows towards Gumbel-perturbed interactions plus the fused scores, and a
+    cross-modal InfoNCE aligns the modality views with the fused user embeddings.
+    """
+
+    input_type = InputType.PAIRWISE
+    requires_modalities = True
+
+    @classmethod
+    def resolve_config(cls, config):
+        """Fill the variant-dependent keys left null from the chosen variant; check the variant."""
+        variant = config["variant"] or "paper"
+        if variant not in VARIANT_PRESETS:
+            raise ValueError(
+                f"MMSSL: unknown variant {variant!r}; set `variant` to one of {sorted(VARIANT_PRESETS)}."
+            )
+        config["variant"] = variant
+        for key, value in VARIANT_PRESETS[variant].items():
+            if config[key] is None:
+                config[key] = value
+        if config["critic_path"] is None:
+            config["critic_path"] = "fast"
+        if config["attention"] not in ATTENTIONS:
+            raise ValueError(f"MMSSL: attention must be one of {sorted(ATTENTIONS)}, got {config['attention']!r}.")
+        if config["critic_path"] not in ("fast", "dense"):
+            raise ValueError(f"MMSSL: critic_path must be 'fast' or 'dense', got {config['critic_path']!r}.")
+        for key in ("log_log_scale", "ui_pre_scale", "real_data_tau", "critic_slope"):
+            if config[key] is not None:
+                config[key] = float(config[key])  # the released code typed some of these as int
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.resolve_config(config)
+        require_modalities(dataset, n_min=1)
+        self._read_config(config)
+        self.modality_names = self._select_modalities(dataset.modality_names, config["max_modalities"])
+        self.n_real_items = self.n_items - 1  # internal item 0 is RecBole's padding
+
+        train = dataset.inter_matrix(form="coo").tocsr()
+        train.sum_duplicates()
+        train.data[:] = 1.0  # R is binary (spec 1.1) even if a pair repeats in the train file
+        self.train_csr = train
+        coo = train.tocoo()
+        users = torch.from_numpy(coo.row.astype(np.int64)).to(self.device)
+        items = torch.from_numpy(coo.col.astype(np.int64)).to(self.device)
+        ones = torch.ones(users.shape[0], device=self.device)
+        self.norm_ui, self.norm_iu = bipartite_graphs(users, items, ones, self.n_users, self.n_items)
+
+        # Raw features stay plain tensors (not buffers): they are data, not state to checkpoint.
+        self.features = {n: dataset.modality_features[n].float().to(self.device) for n in self.modality_names}
+        self.feature_masks = {
+            n: dataset.modality_masks[n].to(self.device).float().unsqueeze(1) for n in self.modality_names
+        }
+
+        d = self.embedding_size
+        self.user_embedding = nn.Embedding(self.n_users, d)
+        self.item_embedding = nn.Embedding(self.n_items, d)
+        self.encoders = nn.ModuleDict({n: nn.Linear(self.features[n].shape[1], d) for n in self.modality_names})
+        self.attention = ATTENTIONS[config["attention"]](d, config["head_num"])
+        self.dropout = nn.Dropout(config["drop_rate"])
+        self._init_weights()
+
+        self.topk = max(int(self.n_real_items * config["m_topk_rate"]), int(config["min_topk"]))
+        self.graphs = ModalityGraphs(
+            self.modality_names, users, items, self.n_users, self.n_items,
+            schedule=config["graph_schedule"], period=int(config["T"]), k=self.topk,
+            layout=config["pair_layout"], exclude_train=bool(config["topk_exclude_train"]),
+        )
+        self._eval_cache = None
+        self.logger.info(
+            f"MMSSL variant={config['variant']}: modalities {self.modality_names}, attention "
+            f"{config['attention']}, graphs {config['graph_schedule']} (T={config['T']}, k={self.topk}, "
+            f"{config['pair_layout']} pairs, train items {'excluded' if config['topk_exclude_train'] else 'kept'})"
+        )
+
+    def _read_config(self, config):
+        self.embedding_size = config["embedding_size"]
+        self.n_layers = config["n_layers"]
+        self.batch_size = config["train_batch_size"]
+        self.reg_weight = config["reg_weight"]
+        self.feat_reg_decay = config["feat_reg_decay"]
+        self.cl_rate = config["cl_rate"]
+        self.tau = config["tau"]
+        self.model_cat_rate = config["model_cat_rate"]
+        self.id_cat_rate = config["id_cat_rate"]
+        self.G_rate = config["G_rate"]
+        self.gp_rate = config["gp_rate"]
+        self.real_data_tau = config["real_data_tau"]
+        self.ui_pre_scale = config["ui_pre_scale"]
+        self.log_log_scale = config["log_log_scale"]
+        if self.n_layers is None or self.n_layers < 0:
+            raise ValueError(f"MMSSL: n_layers must be >= 0, got {self.n_layers}.")
+
+    def _select_modalities(self, names, cap):
+        names = list(names)
+        if cap and len(names) > cap:
+            self.logger.info(f"MMSSL: using the first {cap} modalities {names[:cap]} of {names} (max_modalities).")
+            names = names[:cap]
+        for name in names:
+            if not name.isidentifier():
+                raise ValueError(
+                    f"MMSSL: modality name {name!r} is not a plain identifier; rename the "
+                    f"<dataset>.{name}_feat file (letters, digits, underscores)."
+                )
+        return names
+
+    def _init_weights(self):
+        """Spec 1.2: xavier_uniform over each real-id table (padding row 0 zero), xavier encoders."""
+        for table in (self.user_embedding.weight, self.item_embedding.weight):
+            with torch.no_grad():
+                table[0].zero_()
+            nn.init.xavier_uniform_(table.data[1:])
+        for encoder in self.encoders.values():
+            nn.init.xavier_uniform_(encoder.weight)
+
+    # -- forward (spec 1.3) ---------------------------------------------------------------------
+    def encode_features(self, name):
+        """F_m = Dropout(X_m W_m^T + b_m), zero for items without a feature row (they never enter)."""
+        return self.dropout(self.encoders[name](self.features[name])) * self.feature_masks[name]
+
+    def forward(self):
+        user_emb, item_emb = self.user_embedding.weight, self.item_embedding.weight
+        feat_user, feat_item, id_user, id_item = [], [], [], []
+        for name in self.modality_names:
+            h_u = propagate(self.norm_ui, self.encode_features(name))
+            feat_user.append(h_u)
+            feat_item.append(propagate(self.norm_iu, h_u))
+            g_ui, g_iu = self.graphs.graph(name)
+            id_user.append(propagate(g_ui, item_emb))
+            id_item.append(propagate(g_iu, user_emb))
+        user0 = user_emb + self.id_cat_rate * F.normalize(self.attention(id_user), dim=1)
+        item0 = item_emb + self.id_cat_rate * F.normalize(self.attention(id_item), dim=1)
+        user_bar, item_bar = layer_softmax_gnn(self.norm_ui, self.norm_iu, user0, item0, self.n_layers)
+        user = user_bar + self.model_cat_rate * sum(F.normalize(h, dim=1) for h in feat_user)
+        item = item_bar + self.model_cat_rate * sum(F.normalize(h, dim=1) for h in feat_item)
+        return MMSSLOutput(user, item, feat_user, feat_item, id_user, id_item)
+
+    # -- relation rows and losses (spec 1.4, 1.6) -----------------------------------------------
+    @staticmethod
+    def relation_rows(user_table, item_table, users, train_rows):
+        """S = norm((P_u[users] P_i^T) * (1 - R[users])) over the real items (padding column dropped)."""
+        return critic_ops.generated_rows(user_table[users], item_table[1:], train_rows)
+
+    def discriminator_loss(self, critic, users, train_rows):
+        """L_D of spec 1.6b from a no-grad forward (train mode); returns (loss, parts)."""
+        with torch.no_grad():
+            out = self.forward()
+            fused = self.relation_rows(out.user, out.item, users, train_rows)
+            fake = critic_ops.cat_rows([
+                self.relation_rows(h_u, h_i, users, train_rows) for h_u, h_i in zip(out.feat_user, out.feat_item)
+            ])
+        d_fake = critic(fake).mean()
+        real = critic_ops.real_rows(train_rows, fused, self.real_data_tau, self.log_log_scale, self.ui_pre_scale)
+        real = critic_ops.repeat_rows(real, len(self.modality_names))
+        d_real = critic(real).mean()
+        alpha = torch.rand(users.shape[0] * len(self.modality_names), 1, device=users.device)
+        penalty = critic.gradient_penalty(critic_ops.interpolate(real, fake, alpha))
+        loss = -d_real + d_fake + GP_FACTOR * self.gp_rate * penalty
+        return loss, {"d_loss": loss, "d_real": d_real, "d_fake": d_fake, "d_penalty": penalty}
+
+    def generator_loss(self, critic, users, positives, negatives, train_rows):
+        """Total generator-side loss of spec 1.6h from a with-grad forward.
+
+        Returns (loss, parts, generated rows per modality); the rows feed the graph bookkeeping.
+        """
+        out = self.forward()
+        u, p, n = out.user[users], out.item[positives], out.item[negatives]
+        bpr = bpr_loss(u, p, n)
+        emb = self.reg_weight * half_squared_norm(u, p, n) / self.batch_size
+        generated = [self.relation_rows(h_u, h_i, users, train_rows) for h_u, h_i in zip(out.feat_user, out.feat_item)]
+        feat = self.feat_reg_decay * half_squared_norm(*out.feat_item, *out.feat_user) / self.n_real_items
+        per_modality_cl = [info_nce(e_u[users], out.user[users], self.tau) for e_u in out.id_user]
+        cl = sum(per_modality_cl)
+        adversarial = -critic(critic_ops.cat_rows(generated)).mean()
+        loss = bpr + emb + feat + self.cl_rate * cl + self.G_rate * adversarial
+        parts = {"loss": loss, "bpr": bpr, "emb_l2": emb, "feat_l2": feat, "infonce": cl, "g_adv": adversarial}
+        for name, value in zip(self.modality_names, per_modality_cl):
+            parts[f"infonce_{name}"] = value
+        return loss, parts, generated
+
+    def update_graphs(self, batch_idx, users, generated, train_rows):
+        """Modality-graph bookkeeping of spec 1.5 after a generator step (affects later iterations)."""
+        scores = None
+        if self.graphs.will_append(batch_idx):
+            scores = {name: rows.detach().to_dense() for name, rows in zip(self.modality_names, generated)}
+        if self.graphs.observe(batch_idx, users, scores, train_rows):
+            self._eval_cache = None
+
+    def calculate_loss(self, interaction):
+        raise NotImplementedError(
+            "MMSSL is trained adversarially (a critic step, then a generator step, per iteration) "
+            "by recbole_mmssl.trainer.MMSSLTrainer; RecBole's single-loss Trainer cannot train it. "
+            "Run it through recbole_mmssl.quick_start.run_recbole_mmssl or get_trainer."
+        )
+
+    # -- prediction -----------------------------------------------------------------------------
+    def _embeddings(self):
+        """(u*, i*) for scoring; cached in eval mode until training resumes or the graphs change."""
+        if self.training:
+            out = self.forward()
+            return out.user, out.item
+        if self._eval_cache is None:
+            out = self.forward()
+            self._eval_cache = (out.user.detach(), out.item.detach())
+        return self._eval_cache
+
+    def predict(self, interaction):
+        user_e, item_e = self._embeddings()
+        return (user_e[interaction[self.USER_ID]] * item_e[interaction[self.ITEM_ID]]).sum(-1)
+
+    def full_sort_predict(self, interaction):
+        user_e, item_e = self._embeddings()
+        return (user_e[interaction[self.USER_ID]] @ item_e.t()).view(-1)
+
+    def train(self, mode=True):
+        if mode:
+            self._eval_cache = None
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        self._eval_cache = None
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    # -- state beyond parameters: the modality graphs (tensors only) ------------------------------
+    def other_parameter(self):
+        return self.graphs.state()
+
+    def load_other_parameter(self, para):
+        if para is None:
+            return
+        self.graphs.load_state(para, self.device)
+        self._eval_cache = None
