@@ -180,6 +180,7 @@ class TensorCheckpointMixin:
             self._pending_loader_rng = None
 
         def end_of_epoch(epoch_idx, valid_score):
+            self._add_valid_result_to_tensorboard(epoch_idx)
             if saved:
                 self._save_last_checkpoint(epoch_idx)
             if callback_fn:
@@ -195,6 +196,18 @@ class TensorCheckpointMixin:
             if saved and os.path.exists(last):
                 self.logger.warning(f"Interrupted. The last finished epoch is in {last}; continue with --resume={last}")
             raise
+
+    def _valid_epoch(self, valid_data, show_progress=False):
+        valid_score, valid_result = super()._valid_epoch(valid_data, show_progress=show_progress)
+        self._last_valid_result = valid_result
+        return valid_score, valid_result
+
+    def _add_valid_result_to_tensorboard(self, epoch_idx):
+        """Every validation metric per epoch (RecBole itself logs only the selection score)."""
+        result = getattr(self, "_last_valid_result", None)
+        for metric, value in (result or {}).items():
+            self.tensorboard.add_scalar(f"Valid/{metric}", value, epoch_idx)
+        self._last_valid_result = None
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
