@@ -13,6 +13,7 @@ A model spec is ``Name`` or ``Name:key=value;key=value`` (RecBole/MMSSL config o
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -64,15 +65,9 @@ def run_one(spec):
         def progress(epoch_idx, valid_score):
             print(f"PROGRESS epoch {epoch_idx} valid {spec['valid_metric']}={valid_score:.4f}", flush=True)
 
-        config_dict = {
-            "data_path": spec["data_path"],
-            "seed": spec["seed"],
-            "show_progress": False,
-            **spec["overrides"],
-        }
         result = run_recbole_mmssl(
             model=spec["model"], dataset=spec["dataset"], config_file_list=spec["config_files"],
-            config_dict=config_dict, saved=True, callback_fn=progress, breakdown_k=spec.get("breakdown_k"),
+            config_dict=_config_dict(spec), saved=True, callback_fn=progress, breakdown_k=spec.get("breakdown_k"),
         )
         epochs = result["epochs"]
         scores = [e["valid_score"] for e in epochs]
@@ -103,6 +98,58 @@ def run_one(spec):
     return record["status"] == "ok"
 
 
+def _config_dict(spec):
+    return {"data_path": spec["data_path"], "seed": spec["seed"], "show_progress": False, **spec["overrides"]}
+
+
+def finalize_interrupted(spec, log_path):
+    """Record a run that was stopped before early stopping (killed, session limit) from its log.
+
+    The best-on-validation checkpoint it saved (RecBole's INFO line "Saving current: ...") is evaluated on test exactly as a finished run's
+    would be; the record says ``status: interrupted`` and at which epoch it stopped, so the report
+    can show it apart from finished runs. Returns False when the run saved no checkpoint.
+    """
+    import torch
+
+    from recbole_mmssl.checkpoint import load_checkpoint, plain_config
+    from recbole_mmssl.quick_start import build
+
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    with open(log_path) as f:
+        text = f.read()
+    saved = re.findall(r"Saving current: (\S+\.pth)", text)
+    if not saved:
+        return False
+    checkpoint = os.path.join(spec["cwd"], saved[-1])
+    curve = [float(v) for v in re.findall(r"^PROGRESS epoch \d+ valid \S+=([0-9.]+)", text, flags=re.M)]
+    seconds = [float(v) for v in re.findall(r"epoch \d+ training \[time: ([0-9.]+)s", text)]
+    config, (train_data, valid_data, test_data), _, trainer = build(
+        spec["model"], spec["dataset"], spec["config_files"], _config_dict(spec))
+    state = load_checkpoint(checkpoint)
+    trainer.saved_model_file = checkpoint
+    # the checkpoint holds the best result *before* it; its own validation result is re-measured
+    valid_result = trainer.evaluate(valid_data, load_best_model=True, model_file=checkpoint)
+    test_result = trainer.evaluate(test_data, load_best_model=True, model_file=checkpoint)
+    groups = None
+    if spec.get("breakdown_k"):
+        from recbole_mmssl.breakdown import breakdown
+
+        groups = breakdown(trainer, test_data, train_data._dataset, k=spec["breakdown_k"])
+    record = {k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")}
+    record.update(
+        status="interrupted", best_epoch=state["epoch"], n_epochs=len(curve),
+        best_valid_result={k: float(v) for k, v in valid_result.items()}, test_result={k: float(v) for k, v in test_result.items()},
+        valid_curve=curve, seconds_per_epoch=statistics.median(seconds) if seconds else None,
+        config=plain_config(config), checkpoint=checkpoint, breakdown=groups, wall_seconds=None, peak_rss_mb=None,
+        note=f"stopped after {len(curve)} epochs, before early stopping; epoch selected on validation among those",
+    )
+    with open(spec["out"] + ".tmp", "w") as f:
+        json.dump(record, f, indent=1)
+    os.replace(spec["out"] + ".tmp", spec["out"])
+    return True
+
+
 def launch(spec, log_path):
     """Run one spec in a subprocess; stream its log to a file and its progress lines to stdout."""
     cmd = [sys.executable, os.path.abspath(__file__), "--one", json.dumps(spec)]
@@ -129,6 +176,9 @@ def main(argv=None):
     parser.add_argument("--breakdown", action="store_true",
                         help="also report test Recall/NDCG@20 by user activity and item popularity groups")
     parser.add_argument("--report-only", action="store_true", help="rewrite the reports from finished runs")
+    parser.add_argument("--finalize-interrupted", action="store_true",
+                        help="record runs that were stopped before early stopping (their log and best checkpoint "
+                             "are still here) as 'interrupted', evaluating the saved best epoch on test")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
@@ -156,9 +206,14 @@ def main(argv=None):
                 "data_path": data_path, "config_files": config_files, "out": out, "threads": args.threads,
                 "valid_metric": "Recall@20", "cwd": os.getcwd(), "breakdown_k": 20 if args.breakdown else None,
             }
+            log_path = out[: -len(".json")] + ".log"
+            if args.finalize_interrupted:
+                if os.path.exists(log_path) and finalize_interrupted(spec, log_path):
+                    print(f"[{n}/{len(todo)}] {label} seed {seed}: recorded as interrupted", flush=True)
+                continue
             print(f"[{n}/{len(todo)}] {label} seed {seed}: training ...", flush=True)
             started = time.time()
-            code = launch(spec, out[: -len(".json")] + ".log")
+            code = launch(spec, log_path)
             if not os.path.exists(out):  # the child died before writing (killed, out of memory)
                 with open(out, "w") as f:
                     json.dump({**{k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")},

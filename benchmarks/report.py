@@ -6,6 +6,9 @@ import os
 import platform
 import statistics
 
+#: Run states whose numbers are reported: finished runs, and runs stopped before early stopping
+#: (benchmarks/compare.py --finalize-interrupted), which get a row of their own.
+REPORTED = ("ok", "interrupted")
 METRICS = [f"{m}@{k}" for m in ("recall", "ndcg", "precision") for k in (10, 20, 50)]
 
 DATASET_NOTES = {
@@ -39,7 +42,10 @@ def load_runs(runs_dir):
     runs = []
     for path in sorted(glob.glob(os.path.join(runs_dir, "*.json"))):
         with open(path) as f:
-            runs.append(json.load(f))
+            run = json.load(f)
+        if run["status"] == "interrupted":
+            run["label"] += " (interrupted)"
+        runs.append(run)
     return runs
 
 
@@ -54,9 +60,9 @@ def aggregate(runs, labels):
     table = {}
     for label in labels:
         mine = [r for r in runs if r["label"] == label]
-        ok = [r for r in mine if r["status"] == "ok"]
+        ok = [r for r in mine if r["status"] in REPORTED]
         row = {"label": label, "seeds_ok": [r["seed"] for r in ok], "failed": [
-            {"seed": r["seed"], "error": r.get("error")} for r in mine if r["status"] != "ok"]}
+            {"seed": r["seed"], "error": r.get("error")} for r in mine if r["status"] not in REPORTED]}
         for metric in METRICS:
             row[metric] = _mean_sd([r["test_result"][metric] for r in ok if metric in r["test_result"]])
         row["valid_recall@20"] = _mean_sd([r["best_valid_result"].get("recall@20") for r in ok])
@@ -131,10 +137,16 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
         lines.append(f"| {label} | {len(row['seeds_ok'])}/{len(seeds)} | " + " | ".join(cells)
                      + f" | {_fmt(row['valid_recall@20'])} | {row['best_epoch'] or '-'} | {per_epoch} | {rss} |")
     failed = [(label, f) for label in labels for f in table[label]["failed"]]
+    interrupted = [r for r in runs if r["status"] == "interrupted"]
+    stopped = {(r["label"], r["seed"]) for r in interrupted}
     missing = [(label, s) for label in labels for s in seeds
-               if s not in table[label]["seeds_ok"] and s not in [f["seed"] for f in table[label]["failed"]]]
-    if failed or missing:
+               if s not in table[label]["seeds_ok"] and s not in [f["seed"] for f in table[label]["failed"]]
+               and (f"{label} (interrupted)", s) not in stopped and not label.endswith("(interrupted)")]
+    if failed or missing or interrupted:
         lines += ["", "## Runs that did not finish", ""]
+        lines += [f"- {r['label']} seed {r['seed']}: {r['note']} (best epoch {r['best_epoch']}); its numbers are "
+                  "in the table above, on their own row, and are not those of a run to early stopping"
+                  for r in interrupted]
         lines += [f"- {label} seed {f['seed']}: failed: {f['error']}" for label, f in failed]
         lines += [f"- {label} seed {s}: not run yet" for label, s in missing]
     lines += ["", "## Setting", ""]
@@ -176,7 +188,7 @@ def write_plot(dataset, table, runs, labels, path):
     bars.set_title(f"{dataset}: test metrics (mean ± sd over seeds)")
     bars.legend()
     for label in labels:
-        for n, run in enumerate(r for r in runs if r["label"] == label and r["status"] == "ok"):
+        for n, run in enumerate(r for r in runs if r["label"] == label and r["status"] in REPORTED):
             curves.plot(run["valid_curve"], color=f"C{labels.index(label)}", alpha=0.8,
                         label=label if n == 0 else None)
     curves.set_xlabel("epoch")
@@ -213,7 +225,7 @@ def seed_mean_breakdowns(runs, labels):
     """Per model label, its runs' breakdown rows with recall/ndcg averaged over seeds."""
     merged = {}
     for label in labels:
-        parts = [r["breakdown"] for r in runs if r["label"] == label and r["status"] == "ok" and r.get("breakdown")]
+        parts = [r["breakdown"] for r in runs if r["label"] == label and r["status"] in REPORTED and r.get("breakdown")]
         if not parts:
             continue
         mean = {"k": parts[0]["k"]}

@@ -1,0 +1,51 @@
+"""benchmarks/compare.py: one file per run, resumable, interrupted runs recorded apart."""
+
+import json
+import sys
+
+import pytest
+
+from benchmarks import compare
+from tests._lead_util import SMALL_RUN, write_tiny_dataset
+
+
+@pytest.fixture
+def setting(tmp_path, monkeypatch):
+    import yaml
+
+    write_tiny_dataset(tmp_path)
+    config = tmp_path / "small.yaml"
+    # RecBole INFO lines (the default level) carry the saved checkpoints that --finalize-interrupted reads
+    config.write_text(yaml.safe_dump({**SMALL_RUN, "state": "INFO", "checkpoint_dir": str(tmp_path / "saved")}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["pytest"])
+    results = tmp_path / "results"
+    args = ["--dataset=tiny", f"--data_path={tmp_path}", "--models=BPR", "--seeds=5", "--threads=1",
+            f"--config_files={config}", f"--results={results}"]
+    return args, results
+
+
+def test_finished_runs_are_kept_and_reported(setting, capsys):
+    args, results = setting
+    compare.main(args)
+    record = json.loads((results / "runs" / "tiny" / "BPR__seed5.json").read_text())
+    assert record["status"] == "ok" and record["n_epochs"] == 2 and len(record["valid_curve"]) == 2
+    assert f"{record['test_result']['recall@20']:.4f} ± 0.0000" in (results / "tiny.md").read_text()
+    compare.main(args)
+    assert "done earlier, kept" in capsys.readouterr().out
+
+
+def test_an_interrupted_run_is_evaluated_from_its_best_checkpoint(setting):
+    args, results = setting
+    compare.main(args)
+    run_file = results / "runs" / "tiny" / "BPR__seed5.json"
+    finished = json.loads(run_file.read_text())
+    run_file.unlink()  # as if the run had been killed after its last epoch
+    compare.main(args + ["--finalize-interrupted"])
+    record = json.loads(run_file.read_text())
+    assert record["status"] == "interrupted" and record["best_epoch"] == finished["best_epoch"]
+    assert record["valid_curve"] == pytest.approx(finished["valid_curve"], abs=1e-4)
+    assert record["test_result"] == pytest.approx(finished["test_result"], abs=1e-4)
+    assert record["best_valid_result"] == pytest.approx(finished["best_valid_result"], abs=1e-4)
+    report = (results / "tiny.md").read_text()
+    assert "| BPR (interrupted) | 1/1 |" in report and "before early stopping" in report
