@@ -1,6 +1,5 @@
 """Tiny synthetic multimodal datasets and MMSSL builders for the model tests (CPU, seconds)."""
 
-import contextlib
 import logging
 
 import numpy as np
@@ -14,18 +13,6 @@ from recbole_mmssl.model.mmssl import MMSSL
 from recbole_mmssl.trainer import MMSSLTrainer
 
 N_USERS, N_ITEMS = 48, 40
-
-
-@contextlib.contextmanager
-def single_threaded():
-    """One torch thread while tiny models train: on a shared, busy CPU two OpenMP threads spin on
-    these small ops and run 20x slower; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def write_tiny_dataset(folder, name="tiny", modalities=("image", "text"), dims=None, n_users=N_USERS,

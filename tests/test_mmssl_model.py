@@ -4,17 +4,11 @@ import math
 
 import pytest
 import torch
-from _model_util import batch, build, empty_graphs, single_threaded, write_tiny_dataset
+from _model_util import batch, build, empty_graphs, write_tiny_dataset
 from recbole.data.interaction import Interaction
 
 from recbole_mmssl.data.errors import DataError
 from recbole_mmssl.model.mmssl import VARIANT_PRESETS
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    with single_threaded():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -4,15 +4,9 @@ import math
 
 import pytest
 import torch
-from _model_util import build, single_threaded, write_tiny_dataset
+from _model_util import build, write_tiny_dataset
 
 from recbole_mmssl.checkpoint import last_checkpoint_path
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    with single_threaded():
-        yield
 
 
 @pytest.fixture(scope="module")
