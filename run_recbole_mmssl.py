@@ -9,7 +9,9 @@ Any other ``--key=value`` is a RecBole/MMSSL config override, read by RecBole's 
 """
 
 import argparse
+import sys
 
+from recbole_mmssl.data.errors import DataError
 from recbole_mmssl.quick_start import results_table, run_recbole_mmssl
 
 DEFAULT_MODEL = "MMSSL"
@@ -32,10 +34,13 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     config_files = args.config_files.split(",") if args.config_files else None
-    result = run_recbole_mmssl(
-        model=args.model, dataset=args.dataset, config_file_list=config_files, resume=args.resume,
-        breakdown_k=args.breakdown_k if args.breakdown else None,
-    )
+    try:
+        result = run_recbole_mmssl(
+            model=args.model, dataset=args.dataset, config_file_list=config_files, resume=args.resume,
+            breakdown_k=args.breakdown_k if args.breakdown else None,
+        )
+    except DataError as err:  # bad or missing data: the message names the file and the fix
+        sys.exit(f"error: {err}")
     print(f"\n{result['model']} on {result['dataset']} (validation: best epoch; test: full ranking)")
     print(results_table(result["best_valid_result"], result["test_result"]))
     if args.breakdown:

@@ -158,3 +158,11 @@ def test_require_modalities_names_the_folder_and_the_fix(tmp_path):
                                         r"are needed.*fix: features are missing: convert a source"):
         require_modalities(ds, n_min=1)
     require_modalities(ds, n_min=0)
+
+
+def test_interactions_only_folder_with_requested_modalities_says_what_runs_on_it(tmp_path):
+    src = make_hkuds(tmp_path / "src")
+    convert("hkuds", src, "baby", tmp_path / "data", progress=False)
+    with pytest.raises(DataError, match=r"(?s)data/baby: no modality feature file .*baby holds interactions only.*"
+                                        r"fix: convert a source with features.*--model=LightGCN\) run on this"):
+        MultimodalDataset(recbole_config(tmp_path / "data", "baby", modalities=["image", "text"]))

@@ -116,6 +116,13 @@ class MultimodalDataset(Dataset):
             raise DataError(self.dataset_path, f"config `modalities` lists a modality twice: "
                                                f"{requested}", "list each modality once")
         missing = [m for m in requested if m not in found]
+        if missing and not found:
+            raise DataError(
+                self.dataset_path,
+                f"no modality feature file (<dataset>.<modality>_feat): {self.dataset_name} holds interactions "
+                f"only, and {self.config['model']} needs item features (config `modalities`: {requested})",
+                f"{PREPARE_HINT}; models without features (e.g. --model=LightGCN) run on this folder as it is",
+            )
         if missing:
             raise DataError(
                 os.path.join(self.dataset_path, feature_file_name(self.dataset_name, missing[0])),
