@@ -12,6 +12,7 @@ Writes ``<output_dir>/best.yaml`` (pass it back with ``--config_files``) and ``t
 
 import argparse
 import csv
+import math
 import os
 import shutil
 import tempfile
@@ -83,15 +84,26 @@ def search_hyperopt(space, fixed, args):
     return trials
 
 
+def ray_domain(kind, value):
+    """The Ray Tune domain of one hyper.test line. RecBole's loguniform bounds are exponents
+    (hyperopt's convention: exp(low)..exp(high)); Ray's take the values themselves."""
+    from ray import tune
+
+    if kind == "choice":
+        return tune.choice(value)
+    if kind == "loguniform":
+        low, high = value
+        return tune.loguniform(math.exp(low), math.exp(high))
+    return getattr(tune, kind)(*value)
+
+
 def search_ray(space, fixed, args):
     import ray
     from ray import tune
     from ray.air import session
     from ray.tune.schedulers import ASHAScheduler
 
-    ray_space = {}
-    for name, (kind, value) in space.items():
-        ray_space[name] = tune.choice(value) if kind == "choice" else getattr(tune, kind)(*value)
+    ray_space = {name: ray_domain(kind, value) for name, (kind, value) in space.items()}
     if args.ray_address:
         ray.init(address=args.ray_address)
     else:

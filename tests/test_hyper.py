@@ -46,3 +46,16 @@ def test_params_file_errors_name_the_line(tmp_path):
     bad.write_text("learning_rate gaussian 0,1\n")
     with pytest.raises(ValueError, match="line 1: unknown type 'gaussian'"):
         run_hyper.read_space(str(bad))
+
+
+def test_loguniform_bounds_are_exponents_for_both_tools(tmp_path):
+    """RecBole's hyper.test gives loguniform bounds as exponents (hyperopt's convention)."""
+    import math
+
+    params = tmp_path / "hyper.test"
+    params.write_text("learning_rate loguniform -8.5,-6.2\n")
+    space = run_hyper.read_space(str(params))
+    domain = run_hyper.ray_domain(*space["learning_rate"])
+    assert domain.lower == pytest.approx(math.exp(-8.5)) and domain.upper == pytest.approx(math.exp(-6.2))
+    samples = [domain.sample() for _ in range(200)]
+    assert all(math.exp(-8.5) <= s <= math.exp(-6.2) for s in samples)
