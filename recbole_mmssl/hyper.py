@@ -22,6 +22,19 @@ import yaml
 from recbole_mmssl.quick_start import run_recbole_mmssl
 
 
+def _numbers(values):
+    """YAML 1.1 reads 1e-4 (no dot) as a string: make such choices numbers, as RecBole would."""
+    if not isinstance(values, list):
+        return values
+    out = []
+    for v in values:
+        try:
+            out.append(float(v) if isinstance(v, str) else v)
+        except ValueError:
+            out.append(v)
+    return out
+
+
 def read_space(params_file):
     """RecBole's hyper.test format: ``name type values`` per line (choice / uniform / loguniform / quniform)."""
     space = {}
@@ -32,7 +45,7 @@ def read_space(params_file):
                 continue
             name, kind, value = parts[0], parts[1], "".join(parts[2:])
             if kind == "choice":
-                space[name] = ("choice", yaml.safe_load(value))
+                space[name] = ("choice", _numbers(yaml.safe_load(value)))
             elif kind in ("uniform", "loguniform", "quniform"):
                 space[name] = (kind, [float(v) for v in value.split(",")])
             else:

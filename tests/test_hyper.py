@@ -59,3 +59,11 @@ def test_loguniform_bounds_are_exponents_for_both_tools(tmp_path):
     assert domain.lower == pytest.approx(math.exp(-8.5)) and domain.upper == pytest.approx(math.exp(-6.2))
     samples = [domain.sample() for _ in range(200)]
     assert all(math.exp(-8.5) <= s <= math.exp(-6.2) for s in samples)
+
+
+def test_choice_values_in_exponent_notation_are_numbers(tmp_path):
+    params = tmp_path / "hyper.test"
+    params.write_text("G_rate choice [1e-4,5e-4,1.8e-3]\ntype choice ['ED','ND']\n")
+    space = run_hyper.read_space(str(params))
+    assert space["G_rate"] == ("choice", [1e-4, 5e-4, 1.8e-3])
+    assert space["type"] == ("choice", ["ED", "ND"])
