@@ -76,7 +76,7 @@ def _row(name, span, recall, ndcg):
 
 def _item_rows(tops, ground_truth, train, train_dataset):
     """Recall of the test interactions grouped by their item: popularity groups and feature coverage."""
-    popularity = np.asarray(train.sum(0)).ravel()
+    popularity = np.asarray(train.sum(0)).ravel().astype(np.int64)
     item_groups = np.full(len(popularity), -1)
     item_groups[1:] = equal_size_groups(popularity[1:])
     items = np.concatenate(ground_truth)
