@@ -52,7 +52,7 @@ def load_runs(runs_dir):
 def _mean_sd(values):
     if not values:
         return None, None
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else None)  # no sd of one run
 
 
 def aggregate(runs, labels):
@@ -76,7 +76,9 @@ def aggregate(runs, labels):
 
 def _fmt(mean_sd):
     mean, sd = mean_sd
-    return "-" if mean is None else f"{mean:.4f} ± {sd:.4f}"
+    if mean is None:
+        return "-"
+    return f"{mean:.4f}" if sd is None else f"{mean:.4f} ± {sd:.4f}"
 
 
 def _hardware():
@@ -136,6 +138,11 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
         rss = f"{row['peak_rss_mb']:.0f}" if row["peak_rss_mb"] else "-"
         lines.append(f"| {label} | {len(row['seeds_ok'])}/{len(seeds)} | " + " | ".join(cells)
                      + f" | {_fmt(row['valid_recall@20'])} | {row['best_epoch'] or '-'} | {per_epoch} | {rss} |")
+    ranked = sorted((table[lab]["recall@20"][0], lab) for lab in labels if table[lab]["recall@20"][0] is not None)
+    if ranked:
+        best_value, best_label = ranked[-1]
+        lines += ["", f"Highest mean test Recall@20: **{best_label}** ({best_value:.4f}). "
+                  + "; ".join(f"{lab}: {value:.4f}" for value, lab in reversed(ranked[:-1])) + "."]
     failed = [(label, f) for label in labels for f in table[label]["failed"]]
     interrupted = [r for r in runs if r["status"] == "interrupted"]
     stopped = {(r["label"], r["seed"]) for r in interrupted}
