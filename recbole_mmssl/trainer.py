@@ -18,6 +18,7 @@ from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
 from recbole_mmssl.checkpoint import TensorCheckpointMixin
+from recbole_mmssl.model.blas import match_blas_threads, resolve_backend
 from recbole_mmssl.model.critic import Critic
 from recbole_mmssl.sampler import UserUniformSampler
 
@@ -31,9 +32,13 @@ class MMSSLTrainer(TensorCheckpointMixin, Trainer):
     def __init__(self, config, model):
         super().__init__(config, model)
         self.sampler = UserUniformSampler(model.train_csr, config["train_batch_size"], self.device)
+        matmul = resolve_backend(config["critic_matmul"] or "auto", self.device)
+        if matmul == "numpy":
+            match_blas_threads(torch.get_num_threads())
+        self.logger.info(f"MMSSL critic: {config['critic_path']} path, products through {matmul}'s BLAS")
         self.critic = Critic(
             model.n_real_items, config["critic_slope"], config["G_drop1"], config["G_drop2"],
-            fast=config["critic_path"] == "fast",
+            fast=config["critic_path"] == "fast", matmul=matmul,
         ).to(self.device)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config["D_lr"], betas=CRITIC_BETAS)
         self.scheduler = None

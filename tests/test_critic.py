@@ -42,11 +42,12 @@ def _assert_same_critic_state(fast, dense, tol=TOL):
             assert rel_err(a, b) < tol, name
 
 
+@pytest.mark.parametrize("matmul", ["torch", "numpy"])
 @pytest.mark.parametrize("slope,frozen", [(1.0, False), (0.2, False), (0.2, True)])
-def test_generator_call_matches_dense(slope, frozen):
+def test_generator_call_matches_dense(slope, frozen, matmul):
     """L_G = -mean D([S_v; S_t]) in train mode (same dropout masks from the same seed); also with the
-    critic frozen during the generator backward (spec 5.5)."""
-    fast, dense = _twins(slope)
+    critic frozen during the generator backward (spec 5.5); on either BLAS backend."""
+    fast, dense = _twins(slope, matmul=matmul)
     fast.requires_grad_(not frozen)
     dense.requires_grad_(not frozen)
     (users_v, items_v, train_v, _), (users_t, items_t, train_t, _) = problem(seed=1), problem(seed=2)
@@ -72,11 +73,12 @@ def test_generator_call_matches_dense(slope, frozen):
         _assert_same_critic_state(fast, dense)
 
 
+@pytest.mark.parametrize("matmul", ["torch", "numpy"])
 @pytest.mark.parametrize("gp_method", ["gram", "dense"])
 @pytest.mark.parametrize("slope,tau_r", [(1.0, 0.005), (0.2, 0.02), (0.2, 1.0)])
-def test_discriminator_step_matches_dense(slope, tau_r, gp_method):
+def test_discriminator_step_matches_dense(slope, tau_r, gp_method, matmul):
     """L_D = -mean D([X_r; X_r]) + mean D([S_v; S_t]) + GP(interpolates): value and critic grads."""
-    fast, dense = _twins(slope, gp_method=gp_method)
+    fast, dense = _twins(slope, gp_method=gp_method, matmul=matmul)
     problems = [problem(seed=s, grad=False) for s in (3, 4, 5)]
     fused = generated_rows(*problems[0][:3])
     real = repeat_rows(real_rows(problems[0][2], fused, tau_r, 1e-5, 100.0,
@@ -121,10 +123,12 @@ def test_penalty_methods_agree_and_rule_picks_by_size():
     assert not use_gram_for_penalty(2048, 4589, 18357)  # Sports
 
 
-def test_penalty_gram_route_at_blocked_size():
-    """H >= 512 takes the symmetric block products: value and gradients equal the dense route."""
+@pytest.mark.parametrize("matmul", ["torch", "numpy"])
+def test_penalty_gram_route_at_blocked_size(matmul):
+    """H >= 512 takes the symmetric block products (torch) or one product (numpy): value and
+    gradients equal the dense route."""
     torch.manual_seed(0)
-    critic = Critic(2100, slope=0.2)
+    critic = Critic(2100, slope=0.2, matmul=matmul)
     g = torch.randn(20, 525, requires_grad=True)
     results = []
     for method in ("gram", "dense"):

@@ -9,6 +9,7 @@ product X @ W1^T can be formed from the factors without ever materialising the N
 All rows are over the I real items (RecBole's padding item 0 removed: column j <-> internal id j+1).
 """
 
+import functools
 import math
 import warnings
 from abc import ABC, abstractmethod
@@ -17,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from recbole_mmssl.model.blas import raw_mm
 
 #: F.normalize's eps: a row is divided by max(||row||, NORM_EPS).
 NORM_EPS = 1e-12
@@ -85,7 +88,7 @@ class Terms:
         )
 
 
-def _weight_times(weight, factor, cache):
+def _weight_times(weight, factor, cache, backend="torch"):
     """W @ V (H x d), a constant of the forward, reused while W and V are unchanged.
 
     The cache holds the tensors themselves (identity, not addresses) and their versions, so an
@@ -98,7 +101,7 @@ def _weight_times(weight, factor, cache):
         if held_w is weight and held_v is factor and held_stamp == stamp:
             return product
     with torch.no_grad():
-        product = weight @ factor
+        product = raw_mm(weight, factor, backend)
     if cache is not None:
         cache[key] = (weight, factor, stamp, product)
     return product
@@ -114,37 +117,39 @@ class _StructuredLinear(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, weight_t, users, items, vals, dense, wv, rows, cols, dense_rows):
+    def forward(ctx, weight_t, users, items, vals, dense, wv, rows, cols, dense_rows, backend):
         n_rows, n_items = users.shape[0], weight_t.shape[0]
-        out = users @ wv.t()
+        out = raw_mm(users, wv.t(), backend)
         if vals.numel():
             out.addmm_(_csr(rows, cols, vals, n_rows, n_items), weight_t)
         if dense.numel():
-            out.index_add_(0, dense_rows, dense @ weight_t)
+            out.index_add_(0, dense_rows, raw_mm(dense, weight_t, backend))
         ctx.save_for_backward(weight_t, users, items, vals, dense, wv, rows, cols, dense_rows)
+        ctx.backend = backend
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
         weight_t, users, items, vals, dense, wv, rows, cols, dense_rows = ctx.saved_tensors
+        mm = functools.partial(raw_mm, backend=ctx.backend)
         need_w, need_u, need_v, need_vals, need_dense = ctx.needs_input_grad[:5]
         n_rows, n_items = users.shape[0], weight_t.shape[0]
         grad = grad.contiguous()
         g_w = g_u = g_v = g_vals = g_dense = None
         if need_w or need_v:
-            d_wv = grad.t() @ users  # H x K
+            d_wv = mm(grad.t(), users)  # H x K
         if need_w:
-            g_w = items @ d_wv.t()  # I x H
+            g_w = mm(items, d_wv.t())  # I x H
             if vals.numel():
                 order = torch.argsort(cols * n_rows + rows)
                 g_w.addmm_(_csr(cols[order], rows[order], vals[order], n_items, n_rows), grad)
             if dense.numel():
-                g_w.addmm_(dense.t(), grad[dense_rows])
+                g_w += mm(dense.t(), grad[dense_rows])
         if need_u:
-            g_u = grad @ wv
+            g_u = mm(grad, wv)
         if need_v:
-            g_v = weight_t @ d_wv
+            g_v = mm(weight_t, d_wv)
         if need_vals:
             if vals.numel():
                 pattern = _csr(rows, cols, torch.ones_like(vals), n_rows, n_items)
@@ -152,8 +157,8 @@ class _StructuredLinear(torch.autograd.Function):
             else:
                 g_vals = torch.zeros_like(vals)
         if need_dense:
-            g_dense = grad[dense_rows] @ weight_t.t()
-        return g_w, g_u, g_v, g_vals, g_dense, None, None, None, None
+            g_dense = mm(grad[dense_rows], weight_t.t())
+        return g_w, g_u, g_v, g_vals, g_dense, None, None, None, None, None
 
 
 def _csr(rows, cols, vals, n_rows, n_cols):
@@ -165,7 +170,8 @@ def _csr(rows, cols, vals, n_rows, n_cols):
         return torch.sparse_csr_tensor(crow, cols, vals, (n_rows, n_cols), check_invariants=False)
 
 
-def structured_linear(terms: Terms, n_rows: int, n_items: int, weight: Tensor, cache=None) -> Tensor:
+def structured_linear(terms: Terms, n_rows: int, n_items: int, weight: Tensor, cache=None,
+                      backend: str = "torch") -> Tensor:
     """X @ W^T (N x H) for the rows ``terms`` describe.
 
     Low-rank pieces sharing a V become one block (V once in W @ V); sparse entries are merged per
@@ -187,7 +193,7 @@ def structured_linear(terms: Terms, n_rows: int, n_items: int, weight: Tensor, c
     if blocks:
         items_cat = torch.cat([v for v, _ in blocks.values()], dim=1)
         users_cat = torch.cat([u for _, u in blocks.values()], dim=1)
-        wv = torch.cat([_weight_times(weight, v, cache) for v, _ in blocks.values()], dim=1)
+        wv = torch.cat([_weight_times(weight, v, cache, backend) for v, _ in blocks.values()], dim=1)
     else:
         items_cat = weight_t.new_zeros(n_items, 0)
         users_cat = weight_t.new_zeros(n_rows, 0)
@@ -207,7 +213,7 @@ def structured_linear(terms: Terms, n_rows: int, n_items: int, weight: Tensor, c
     else:
         dense_rows = torch.zeros(0, dtype=torch.long, device=device)
         dense = weight_t.new_zeros(0, n_items)
-    return _StructuredLinear.apply(weight_t, users_cat, items_cat, vals, dense, wv, rows, cols, dense_rows)
+    return _StructuredLinear.apply(weight_t, users_cat, items_cat, vals, dense, wv, rows, cols, dense_rows, backend)
 
 
 class RelationRows(ABC):
@@ -228,9 +234,10 @@ class RelationRows(ABC):
     def detach(self) -> "RelationRows":
         """The same rows cut from the autograd graph."""
 
-    def linear(self, weight: Tensor, cache: dict | None = None) -> Tensor:
-        """Exact X @ weight.T, (N, H), without the N x I block; ``cache`` keeps weight @ V products."""
-        return structured_linear(self.terms(), self.n_rows, self.n_items, weight, cache)
+    def linear(self, weight: Tensor, cache: dict | None = None, backend: str = "torch") -> Tensor:
+        """Exact X @ weight.T, (N, H), without the N x I block; ``cache`` keeps weight @ V products;
+        ``backend`` is the BLAS of ``recbole_mmssl.model.blas``."""
+        return structured_linear(self.terms(), self.n_rows, self.n_items, weight, cache, backend)
 
     def sq_norms(self) -> Tensor:
         """Squared L2 norm of each row (N,). Generic form through the dense block."""
@@ -432,8 +439,8 @@ class RepeatRows(RelationRows):
             terms = terms + base.shifted(copy * self.base.n_rows)
         return terms
 
-    def linear(self, weight, cache=None):
-        return self.base.linear(weight, cache).repeat(self.times, 1)
+    def linear(self, weight, cache=None, backend="torch"):
+        return self.base.linear(weight, cache, backend).repeat(self.times, 1)
 
     def detach(self):
         return RepeatRows(self.base.detach(), self.times)
