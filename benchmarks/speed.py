@@ -10,6 +10,7 @@ in the same invocation:
   - the same iterations with the fast and with the dense critic path (``critic_path``), ``--dense_iters``
     iterations each from the same seed: the dense path costs minutes per epoch here, so the ratio is
     taken per iteration, like for like, and the dense epoch is that times the epoch's iteration count;
+    and the fast path once more on torch's own BLAS (``critic_matmul: torch``): the BLAS before/after;
   - RecBole's LightGCN: ``--epochs`` training epochs through the plugin's runner.
 Wall seconds count other users' processes on a shared machine; CPU seconds are this process's own.
 Writes results/speed.json and results/speed.md.
@@ -42,6 +43,9 @@ def settings(epochs, dense_iters):
          {"iterations": dense_iters}),
         ("MMSSL paper, dense critic (short epoch)", "MMSSL", {"variant": "paper", "critic_path": "dense"},
          {"iterations": dense_iters}),
+        # before/after of the BLAS choice (recbole_mmssl.model.blas): the fast path on torch's own BLAS
+        ("MMSSL paper, fast critic, torch BLAS (short epoch)", "MMSSL",
+         {"variant": "paper", "critic_path": "fast", "critic_matmul": "torch"}, {"iterations": dense_iters}),
         ("LightGCN", "LightGCN", {}, {"epochs": epochs}),
     ]
 
@@ -65,7 +69,8 @@ def measure(spec):
     record = {"name": spec["name"], "model": spec["model"], "overrides": spec["overrides"],
               "data": f"{data.user_num - 1:,} users x {data.item_num - 1:,} items, {data.inter_num:,} training "
                       f"interactions, modalities {getattr(data, 'modality_names', [])}",
-              "train_batch_size": config["train_batch_size"], "threads": torch.get_num_threads()}
+              "train_batch_size": config["train_batch_size"], "threads": torch.get_num_threads(),
+              "critic_matmul": getattr(getattr(trainer, "critic", None), "backend", None)}
     what = spec["what"]
     if "iterations" in what:
         # A short epoch of the first N iterations; iteration 1 is a warm-up and is not counted.
@@ -129,31 +134,32 @@ def _fmt(x, places=1):
 def write_markdown(path, result):
     runs = {r["name"]: r for r in result["runs"]}
     fast, dense = runs["MMSSL paper, fast critic (short epoch)"], runs["MMSSL paper, dense critic (short epoch)"]
+    fast_torch = runs["MMSSL paper, fast critic, torch BLAS (short epoch)"]
     lines = [
         f"# MMSSL training speed and memory on {result['dataset']}",
         "",
         "Produced by `python benchmarks/speed.py` (do not edit by hand). " + result["setting"],
         "",
-        "| setting | threads | s/epoch wall (median) | s/epoch CPU | eval s (valid, wall) | peak RSS MB | per-part s/epoch (wall) |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| setting | threads | critic BLAS | s/epoch wall (median) | s/epoch CPU | eval s (valid, wall) | peak RSS MB | per-part s/epoch (wall) |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
     ]
     for r in result["runs"]:
         if "epoch_wall" not in r:
             continue
         parts = ", ".join(f"{k[5:]} {v:.1f}" for k, v in r["epoch_parts"].items()) or "-"
-        lines.append(f"| {r['name']} | {r['threads']} | {_fmt(r['epoch_wall'])} | {_fmt(r['epoch_cpu'])} | "
+        lines.append(f"| {r['name']} | {r['threads']} | {r.get('critic_matmul') or '-'} | {_fmt(r['epoch_wall'])} | {_fmt(r['epoch_cpu'])} | "
                      f"{_fmt(r['eval_wall'], 2)} | {r['peak_rss_mb']:.0f} | {parts} |")
     lines += [
         "",
         f"## Fast vs dense critic path (same maths), {fast['iterations']} iterations each after one warm-up, median",
         "",
-        "| path | s/iteration wall | s/iteration CPU | critic (D) step s | generator step s | s/epoch wall (x{} iterations) | peak RSS MB |".format(
+        "| path | critic BLAS | s/iteration wall | s/iteration CPU | critic (D) step s | generator step s | s/epoch wall (x{} iterations) | peak RSS MB |".format(
             fast["iterations_per_epoch"]),
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in (fast, dense):
+    for r in (fast, dense, fast_torch):
         p = r["iteration_parts"]
-        lines.append(f"| {r['overrides']['critic_path']} | {r['iteration_wall']:.2f} | {r['iteration_cpu']:.2f} | "
+        lines.append(f"| {r['overrides']['critic_path']} | {r['critic_matmul']} | {r['iteration_wall']:.2f} | {r['iteration_cpu']:.2f} | "
                      f"{p['time_d_step']:.2f} | {p['time_g_step']:.2f} | "
                      f"{r['iteration_wall'] * r['iterations_per_epoch']:.0f} | {r['peak_rss_mb']:.0f} |")
     s = result["summary"]
@@ -166,6 +172,8 @@ def write_markdown(path, result):
         f"- Dense / fast critic path, whole iteration: **{s['dense_over_fast_wall']:.2f}x** wall, "
         f"{s['dense_over_fast_cpu']:.2f}x CPU (target >= {TARGET_DENSE_RATIO:.0f}x): "
         f"{'met' if s['dense_over_fast_wall'] >= TARGET_DENSE_RATIO else 'NOT met'}.",
+        f"- numpy's OpenBLAS against torch's BLAS for the critic (fast path, whole iteration): "
+        f"**{s['blas_speedup_wall']:.2f}x** wall, {s['blas_speedup_cpu']:.2f}x CPU.",
         f"- Peak RSS of MMSSL: **{s['mmssl_peak_rss_mb']:.0f} MB** (target < {TARGET_RSS_MB} MB): "
         f"{'met' if s['mmssl_peak_rss_mb'] < TARGET_RSS_MB else 'NOT met'}.",
         f"- LightGCN (RecBole, same data, batch 2048) as the yardstick: {s['lightgcn_epoch_wall']:.1f} s/epoch; "
@@ -211,6 +219,7 @@ def main(argv=None):
     paper, released = by_name["MMSSL paper"], by_name["MMSSL released"]
     fast = by_name["MMSSL paper, fast critic (short epoch)"]
     dense = by_name["MMSSL paper, dense critic (short epoch)"]
+    fast_torch = by_name["MMSSL paper, fast critic, torch BLAS (short epoch)"]
     lightgcn = by_name["LightGCN"]
     import torch
 
@@ -231,6 +240,8 @@ def main(argv=None):
             "released_epoch_wall": released["epoch_wall"],
             "dense_over_fast_wall": dense["iteration_wall"] / fast["iteration_wall"],
             "dense_over_fast_cpu": dense["iteration_cpu"] / fast["iteration_cpu"],
+            "blas_speedup_wall": fast_torch["iteration_wall"] / fast["iteration_wall"],
+            "blas_speedup_cpu": fast_torch["iteration_cpu"] / fast["iteration_cpu"],
             "mmssl_peak_rss_mb": max(paper["peak_rss_mb"], released["peak_rss_mb"]),
             "lightgcn_epoch_wall": lightgcn["epoch_wall"],
             "paper_over_lightgcn": paper["epoch_wall"] / lightgcn["epoch_wall"],
