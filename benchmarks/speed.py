@@ -193,6 +193,7 @@ def main(argv=None):
     parser.add_argument("--dense_iters", type=int, default=4, help="iterations per critic path, warm-up included")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--results", default=os.path.join(REPO, "results"))
+    parser.add_argument("--stem", help="output file name without extension (default: speed, or speed_<dataset>)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
@@ -248,7 +249,7 @@ def main(argv=None):
         },
     }
     os.makedirs(args.results, exist_ok=True)
-    stem = "speed" if args.dataset == "tiktok" else f"speed_{args.dataset}"
+    stem = args.stem or ("speed" if args.dataset == "tiktok" else f"speed_{args.dataset}")
     json_path = os.path.join(args.results, stem + ".json")
     with open(json_path + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
