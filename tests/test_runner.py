@@ -66,6 +66,26 @@ def test_resume_continues_from_the_last_epoch(tmp_path):
     assert resumed["test_result"] == pytest.approx(full["test_result"])
 
 
+def test_ctrl_c_leaves_the_last_epoch_and_resume_finishes_like_a_full_run(tmp_path, caplog):
+    """KeyboardInterrupt after epoch 1 (as Ctrl-C during epoch 2): saved/X.last.pth holds epoch 1, the
+    warning gives the --resume command, and resuming ends where an uninterrupted run ends."""
+    write_tiny_dataset(tmp_path)
+    full = run_recbole_mmssl("BPR", "tiny", config_dict=tiny_config(tmp_path, epochs=4))
+
+    def interrupt_after_epoch_1(epoch_idx, valid_score):
+        if epoch_idx == 1:
+            raise KeyboardInterrupt
+
+    with caplog.at_level("WARNING"), pytest.raises(KeyboardInterrupt):
+        run_recbole_mmssl("BPR", "tiny", config_dict=tiny_config(tmp_path, epochs=4),
+                          callback_fn=interrupt_after_epoch_1)
+    (last,) = [p for p in (tmp_path / "saved").glob("*.last.pth") if load_checkpoint(str(p))["epoch"] == 1]
+    assert f"--resume={last}" in caplog.text
+    resumed = run_recbole_mmssl("BPR", "tiny", config_dict=tiny_config(tmp_path, epochs=4), resume=str(last))
+    assert [e["epoch"] for e in resumed["epochs"]] == [2, 3]
+    assert resumed["test_result"] == pytest.approx(full["test_result"])
+
+
 def test_ncl_clusters_are_capped_on_small_data(tmp_path, caplog):
     write_tiny_dataset(tmp_path)
     result = run_recbole_mmssl("NCL", "tiny", config_dict=tiny_config(tmp_path, epochs=1, state="INFO"))
