@@ -110,7 +110,7 @@ def _hyper_parameters(runs, labels):
                 with open(path) as f:
                     keys += [k for k in (yaml.safe_load(f) or {}) if k not in keys]
         values = ", ".join(f"{k}={config[k]}" for k in keys if k in config)
-        lines.append(f"- **{label}**: {values}")
+        lines.append(f"- **{short_names(labels)[label]}**: {values}")
     return lines
 
 
@@ -125,7 +125,20 @@ def _model_yaml_dirs():
     ]
 
 
+#: Labels longer than this are shown as "Model [a]" with their overrides in a legend under the table.
+MAX_LABEL = 32
+
+
+def short_names(labels):
+    """label -> display name: long override lists become "Model [a]", "Model [b]", ... (legend below)."""
+    names, letters = {}, iter("abcdefghijklmnopqrstuvwxyz")
+    for label in labels:
+        names[label] = label if len(label) <= MAX_LABEL else f"{label.partition(':')[0]} [{next(letters)}]"
+    return names
+
+
 def write_markdown(dataset, table, runs, labels, seeds, path):
+    names = short_names(labels)
     lines = [f"# {dataset}: MMSSL vs RecBole baselines", ""]
     lines += ["Produced by `benchmarks/compare.py` (do not edit by hand). Test metrics are mean ± sd over the "
               "seeds that finished; each run's epoch is selected on validation Recall@20 only.", ""]
@@ -136,9 +149,13 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
         cells = [_fmt(row[m]) for m in METRICS]
         per_epoch = f"{row['seconds_per_epoch']:.1f}" if row["seconds_per_epoch"] else "-"
         rss = f"{row['peak_rss_mb']:.0f}" if row["peak_rss_mb"] else "-"
-        lines.append(f"| {label} | {len(row['seeds_ok'])}/{len(seeds)} | " + " | ".join(cells)
+        lines.append(f"| {names[label]} | {len(row['seeds_ok'])}/{len(seeds)} | " + " | ".join(cells)
                      + f" | {_fmt(row['valid_recall@20'])} | {row['best_epoch'] or '-'} | {per_epoch} | {rss} |")
-    ranked = sorted((table[lab]["recall@20"][0], lab) for lab in labels if table[lab]["recall@20"][0] is not None)
+    legend = [f"- {names[label]}: {label.partition(':')[0]} with {label.partition(':')[2].replace(';', ', ')}"
+              for label in labels if names[label] != label]
+    if legend:
+        lines += [""] + legend
+    ranked = sorted((table[lab]["recall@20"][0], names[lab]) for lab in labels if table[lab]["recall@20"][0] is not None)
     if ranked:
         best_value, best_label = ranked[-1]
         lines += ["", f"Highest mean test Recall@20: **{best_label}** ({best_value:.4f}). "
@@ -151,11 +168,11 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
                and (f"{label} (interrupted)", s) not in stopped and not label.endswith("(interrupted)")]
     if failed or missing or interrupted:
         lines += ["", "## Runs that did not finish", ""]
-        lines += [f"- {r['label']} seed {r['seed']}: {r['note']} (best epoch {r['best_epoch']}); its numbers are "
+        lines += [f"- {names.get(r['label'], r['label'])} seed {r['seed']}: {r['note']} (best epoch {r['best_epoch']}); its numbers are "
                   "in the table above, on their own row, and are not those of a run to early stopping"
                   for r in interrupted]
-        lines += [f"- {label} seed {f['seed']}: failed: {f['error']}" for label, f in failed]
-        lines += [f"- {label} seed {s}: not run yet" for label, s in missing]
+        lines += [f"- {names[label]} seed {f['seed']}: failed: {f['error']}" for label, f in failed]
+        lines += [f"- {names[label]} seed {s}: not run yet" for label, s in missing]
     lines += ["", "## Setting", ""]
     lines.append(f"- Data: {DATASET_NOTES.get(dataset, dataset)}")
     lines.append("- Protocol: RecBole 1.2.1 full ranking over all items; training items masked for validation, "
@@ -191,13 +208,14 @@ def write_plot(dataset, table, runs, labels, path):
         sds = [table[lab][metric][1] or 0 for lab in labels]
         bars.bar([x + offset for x in xs], means, width=0.4, yerr=sds, capsize=3, label=metric, color=colour)
     bars.set_xticks(list(xs))
-    bars.set_xticklabels(labels, rotation=20, ha="right")
+    names = short_names(labels)
+    bars.set_xticklabels([names[lab] for lab in labels], rotation=20, ha="right")
     bars.set_title(f"{dataset}: test metrics (mean ± sd over seeds)")
     bars.legend()
     for label in labels:
         for n, run in enumerate(r for r in runs if r["label"] == label and r["status"] in REPORTED):
             curves.plot(run["valid_curve"], color=f"C{labels.index(label)}", alpha=0.8,
-                        label=label if n == 0 else None)
+                        label=names[label] if n == 0 else None)
     curves.set_xlabel("epoch")
     curves.set_ylabel("validation Recall@20")
     curves.set_title("training curves (one line per seed)")

@@ -49,3 +49,13 @@ def test_an_interrupted_run_is_evaluated_from_its_best_checkpoint(setting):
     assert record["best_valid_result"] == pytest.approx(finished["best_valid_result"], abs=1e-4)
     report = (results / "tiny.md").read_text()
     assert "| BPR (interrupted) | 1/1 |" in report and "before early stopping" in report
+
+
+def test_long_override_labels_get_short_names_and_a_legend():
+    from benchmarks.report import short_names
+
+    long_a = "MMSSL:learning_rate=0.00108;D_lr=0.000126;G_rate=0.0001;n_layers=3"
+    long_b = "MMSSL:D_lr=0.000126;G_rate=0.0001;cl_rate=0.01;T=16;n_layers=3"
+    names = short_names(["MMSSL", "MMSSL:variant=released", long_a, "LightGCN", long_b])
+    assert names == {"MMSSL": "MMSSL", "MMSSL:variant=released": "MMSSL:variant=released",
+                     long_a: "MMSSL [a]", "LightGCN": "LightGCN", long_b: "MMSSL [b]"}
