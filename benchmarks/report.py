@@ -9,6 +9,7 @@ import statistics
 #: Run states whose numbers are reported: finished runs, and runs stopped before early stopping
 #: (benchmarks/compare.py --finalize-interrupted), which get a row of their own.
 REPORTED = ("ok", "interrupted")
+INTERRUPTED = " (interrupted)"  # suffix of an interrupted run's label
 METRICS = [f"{m}@{k}" for m in ("recall", "ndcg", "precision") for k in (10, 20, 50)]
 
 DATASET_NOTES = {
@@ -44,7 +45,7 @@ def load_runs(runs_dir):
         with open(path) as f:
             run = json.load(f)
         if run["status"] == "interrupted":
-            run["label"] += " (interrupted)"
+            run["label"] += INTERRUPTED
         runs.append(run)
     return runs
 
@@ -130,10 +131,14 @@ MAX_LABEL = 32
 
 
 def short_names(labels):
-    """label -> display name: long override lists become "Model [a]", "Model [b]", ... (legend below)."""
+    """label -> display name: long override lists become "Model [a]", "Model [b]", ... (legend below);
+    a setting's interrupted row keeps its letter and says "(interrupted)"."""
     names, letters = {}, iter("abcdefghijklmnopqrstuvwxyz")
     for label in labels:
-        names[label] = label if len(label) <= MAX_LABEL else f"{label.partition(':')[0]} [{next(letters)}]"
+        base = label[: -len(INTERRUPTED)] if label.endswith(INTERRUPTED) else label
+        if base not in names:
+            names[base] = base if len(base) <= MAX_LABEL else f"{base.partition(':')[0]} [{next(letters)}]"
+        names[label] = names[base] + label[len(base):]
     return names
 
 
@@ -152,7 +157,7 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
         lines.append(f"| {names[label]} | {len(row['seeds_ok'])}/{len(seeds)} | " + " | ".join(cells)
                      + f" | {_fmt(row['valid_recall@20'])} | {row['best_epoch'] or '-'} | {per_epoch} | {rss} |")
     legend = [f"- {names[label]}: {label.partition(':')[0]} with {label.partition(':')[2].replace(';', ', ')}"
-              for label in labels if names[label] != label]
+              for label in labels if names[label] != label and not label.endswith(INTERRUPTED)]
     if legend:
         lines += [""] + legend
     ranked = sorted((table[lab]["recall@20"][0], names[lab]) for lab in labels if table[lab]["recall@20"][0] is not None)
@@ -165,7 +170,7 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
     stopped = {(r["label"], r["seed"]) for r in interrupted}
     missing = [(label, s) for label in labels for s in seeds
                if s not in table[label]["seeds_ok"] and s not in [f["seed"] for f in table[label]["failed"]]
-               and (f"{label} (interrupted)", s) not in stopped and not label.endswith("(interrupted)")]
+               and (f"{label}{INTERRUPTED}", s) not in stopped and not label.endswith(INTERRUPTED)]
     if failed or missing or interrupted:
         lines += ["", "## Runs that did not finish", ""]
         lines += [f"- {names.get(r['label'], r['label'])} seed {r['seed']}: {r['note']} (best epoch {r['best_epoch']}); its numbers are "

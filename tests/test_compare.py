@@ -56,6 +56,9 @@ def test_long_override_labels_get_short_names_and_a_legend():
 
     long_a = "MMSSL:learning_rate=0.00108;D_lr=0.000126;G_rate=0.0001;n_layers=3"
     long_b = "MMSSL:D_lr=0.000126;G_rate=0.0001;cl_rate=0.01;T=16;n_layers=3"
-    names = short_names(["MMSSL", "MMSSL:variant=released", long_a, "LightGCN", long_b])
+    names = short_names(["MMSSL", "MMSSL:variant=released", long_a, "LightGCN", long_b,
+                         long_a + " (interrupted)", "MMSSL:variant=released (interrupted)"])
     assert names == {"MMSSL": "MMSSL", "MMSSL:variant=released": "MMSSL:variant=released",
-                     long_a: "MMSSL [a]", "LightGCN": "LightGCN", long_b: "MMSSL [b]"}
+                     long_a: "MMSSL [a]", "LightGCN": "LightGCN", long_b: "MMSSL [b]",
+                     long_a + " (interrupted)": "MMSSL [a] (interrupted)",
+                     "MMSSL:variant=released (interrupted)": "MMSSL:variant=released (interrupted)"}
