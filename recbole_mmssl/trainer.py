@@ -32,7 +32,7 @@ class MMSSLTrainer(TensorCheckpointMixin, Trainer):
     def __init__(self, config, model):
         super().__init__(config, model)
         self.sampler = UserUniformSampler(model.train_csr, config["train_batch_size"], self.device)
-        matmul = resolve_backend(config["critic_matmul"] or "auto", self.device)
+        matmul = resolve_backend(config["critic_matmul"] or "auto", self.device, torch.get_num_threads())
         if matmul == "numpy":
             match_blas_threads(torch.get_num_threads())
         self.logger.info(f"MMSSL critic: {config['critic_path']} path, products through {matmul}'s BLAS")
