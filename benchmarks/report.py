@@ -99,6 +99,7 @@ def _hyper_parameters(runs, labels):
     import yaml
 
     lines = []
+    names = short_names(labels)
     for label in labels:
         run = next((r for r in runs if r["label"] == label and r.get("config")), None)
         if run is None:
@@ -111,7 +112,7 @@ def _hyper_parameters(runs, labels):
                 with open(path) as f:
                     keys += [k for k in (yaml.safe_load(f) or {}) if k not in keys]
         values = ", ".join(f"{k}={config[k]}" for k in keys if k in config)
-        lines.append(f"- **{short_names(labels)[label]}**: {values}")
+        lines.append(f"- **{names[label]}**: {values}")
     return lines
 
 

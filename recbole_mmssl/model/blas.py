@@ -3,15 +3,16 @@
 Why: the critic is GEMM-bound (its I x I/4 and I/4 x I/8 layers, the penalty's Gram). torch's CPU
 wheels multiply with MKL, which takes a slow code path on non-Intel CPUs: on the 2-core AMD EPYC
 machines of this project a 2048 x 1677 x 838 float32 product ran at about 19 GMAC/s through torch and
-35 through numpy's OpenBLAS on the same core (``benchmarks/speed.py`` measures it). Same maths:
+35 through numpy's OpenBLAS on the same core (a one-off micro-benchmark; ``benchmarks/speed.py``
+measures the whole training iteration on both). Same maths:
 results differ from torch's by summation-order rounding only.
 
 ``backend`` is ``torch`` (``@`` / ``torch.mm``) or ``numpy`` (CPU float32 only; anything else falls
 back to torch); ``auto`` picks numpy on a CPU device with one torch thread when numpy's BLAS is
 OpenBLAS and the CPU is not an Intel one (where MKL is the fast library), torch otherwise: measured
 here (results/speed.md, results/speed_2threads.md), OpenBLAS made a whole iteration 1.29x faster at
-one thread and 0.94x as fast at two, where MKL's threading scales better. The choice is fixed at construction
-(never timed at run time), so a seeded run repeats exactly.
+one thread and 0.94x as fast at two, where MKL's threading scales better. The choice is fixed at
+construction (never timed at run time), so a seeded run repeats exactly.
 """
 
 import functools
