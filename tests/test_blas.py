@@ -66,3 +66,19 @@ def test_backend_resolution():
 def test_non_float32_falls_back_to_torch():
     a, b = torch.randn(3, 4, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
     assert torch.equal(blas.matmul(a, b, "numpy"), a @ b)
+
+
+@pytest.mark.parametrize("weights", ["mixed", "positive", "negative", "zeros"])
+def test_weighted_gram_by_symmetric_updates_equals_the_product(weights):
+    """g^T diag(w) g through numpy's two symmetric rank-k updates equals the plain product."""
+    from recbole_mmssl.model.critic import _weighted_gram
+
+    gen = torch.Generator().manual_seed(0)
+    g = torch.randn(300, 120, generator=gen)
+    w = {"mixed": torch.randn(300, generator=gen), "positive": torch.rand(300, generator=gen),
+         "negative": -torch.rand(300, generator=gen), "zeros": torch.zeros(300)}[weights]
+    w[::7] = 0.0
+    want = g.double().t() @ (w.double()[:, None] * g.double())
+    for backend in ("numpy", "torch"):
+        got = _weighted_gram(g, w, backend)
+        assert (got - want).abs().max().item() <= TOL * max(want.abs().max().item(), 1.0)

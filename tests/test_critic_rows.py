@@ -193,3 +193,14 @@ def test_bad_inputs_name_the_problem():
         interpolate(fused, cat_rows([fused, fused]), torch.rand(24, 1))
     with pytest.raises(ValueError, match="same number of items"):
         cat_rows([fused, DenseRows(torch.zeros(2, 5))])
+
+
+def test_masked_scores_keep_each_rows_order_and_zero_training_items():
+    """The graph top-k reads masked_scores instead of the normalised rows: zeros at training items,
+    a positive rescaling of every row of to_dense, so the same top-k per row."""
+    users, items, train, mask = problem(grad=False)
+    rows = generated_rows(users, items, train)
+    scores, dense = rows.masked_scores(), rows.to_dense()
+    assert torch.equal(scores[mask], torch.zeros(int(mask.sum())))
+    assert rel_err(F.normalize(scores, dim=1), dense) < TOL
+    assert torch.equal(torch.topk(scores, 5, dim=1).indices, torch.topk(dense, 5, dim=1).indices)

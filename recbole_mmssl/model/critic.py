@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from recbole_mmssl.model.blas import linear, matmul, raw_mm
+from recbole_mmssl.model.dropout import IntMaskDropout
 from recbole_mmssl.model.relation_rows import (
     DenseRows,
     RelationRows,
@@ -75,6 +76,25 @@ def _symmetric_product(left: Tensor, right: Tensor, backend: str = "torch", bloc
     return out
 
 
+def _weighted_gram(g: Tensor, weights: Tensor, backend: str = "torch") -> Tensor:
+    """g^T diag(weights) g (H x H) for the penalty's weight gradient.
+
+    On numpy's BLAS as A^T A - B^T B with A, B the rows of positive and negative weight scaled by
+    sqrt(|weight|): numpy multiplies a matrix by its own transpose with a symmetric rank-k update
+    (half a GEMM), so the two updates together cost half of one g^T (w g) product (96 against 166
+    ms for TikTok's 2048 x 1677 on one core). Elsewhere the symmetric block product.
+    """
+    if backend != "numpy" or not g.device.type == "cpu" or g.dtype != torch.float32:
+        return _symmetric_product(g, weights[:, None] * g, backend)
+    out = g.new_zeros(g.shape[1], g.shape[1])
+    for sign in (1.0, -1.0):
+        rows = torch.nonzero(sign * weights > 0).flatten()
+        if rows.numel():
+            part = g[rows] * (sign * weights[rows]).sqrt()[:, None]
+            out.add_(raw_mm(part.t(), part, backend), alpha=sign)
+    return out
+
+
 class _GramQuadratic(torch.autograd.Function):
     """q_n = ||W g_n||^2 = g_n^T (W W^T) g_n for W = weight_t^T (I x H given), with the gradients
     2 q' (g G) (reusing the forward's g G) and 2 W (g^T diag(q') g): one I x H^2 GEMM each way."""
@@ -94,7 +114,7 @@ class _GramQuadratic(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_g = 2.0 * grad[:, None] * projected
         if ctx.needs_input_grad[1]:
-            grad_w = raw_mm(weight_t, _symmetric_product(g, (2.0 * grad[:, None]) * g, ctx.backend), ctx.backend)
+            grad_w = raw_mm(weight_t, _weighted_gram(g, 2.0 * grad, ctx.backend), ctx.backend)
         return grad_g, grad_w, None
 
 
@@ -133,11 +153,11 @@ class Critic(nn.Module):
             nn.Linear(n_items, hidden1),
             nn.LeakyReLU(slope),
             nn.BatchNorm1d(hidden1),
-            nn.Dropout(drop1),
+            IntMaskDropout(drop1),
             nn.Linear(hidden1, hidden2),
             nn.LeakyReLU(slope),
             nn.BatchNorm1d(hidden2),
-            nn.Dropout(drop2),
+            IntMaskDropout(drop2),
             nn.Linear(hidden2, 1),
             nn.Sigmoid(),
         )

@@ -95,7 +95,8 @@ class ModalityGraphs:
         """Bookkeeping after a generator step (spec 1.5); returns True when a graph changed.
 
         batch_idx: iteration index within the epoch; users: (B,) internal user ids; scores: dict
-        modality -> detached dense (B, I) relation rows over the real items (column j is item j+1);
+        modality -> detached dense (B, I) relation rows over the real items (column j is item j+1),
+        or any positive row-wise rescaling of them (only each row's order is used);
         train_rows: sparse (B, I) training rows of the batch (excluded from the top-k if asked).
         ``scores`` may be None when :meth:`will_append` is False.
         """

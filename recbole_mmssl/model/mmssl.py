@@ -26,6 +26,7 @@ from recbole.utils import InputType
 
 from recbole_mmssl.data.dataset import require_modalities
 from recbole_mmssl.model import critic as critic_ops
+from recbole_mmssl.model.dropout import IntMaskDropout
 from recbole_mmssl.model.graphs import ModalityGraphs
 from recbole_mmssl.model.layers import (
     ATTENTIONS,
@@ -139,7 +140,7 @@ class MMSSL(GeneralRecommender):
         self.item_embedding = nn.Embedding(self.n_items, d)
         self.encoders = nn.ModuleDict({n: nn.Linear(self.features[n].shape[1], d) for n in self.modality_names})
         self.attention = ATTENTIONS[config["attention"]](d, config["head_num"])
-        self.dropout = nn.Dropout(config["drop_rate"])
+        self.dropout = IntMaskDropout(config["drop_rate"])
         self._init_weights()
 
         self.topk = max(int(self.n_real_items * config["m_topk_rate"]), int(config["min_topk"]))
@@ -264,7 +265,8 @@ class MMSSL(GeneralRecommender):
         """Modality-graph bookkeeping of spec 1.5 after a generator step (affects later iterations)."""
         scores = None
         if self.graphs.will_append(batch_idx):
-            scores = {name: rows.detach().to_dense() for name, rows in zip(self.modality_names, generated)}
+            # Top-k needs each row's order only: the unscaled masked scores have it (one GEMM each).
+            scores = {name: rows.detach().masked_scores() for name, rows in zip(self.modality_names, generated)}
         if self.graphs.observe(batch_idx, users, scores, train_rows):
             self._eval_cache = None
 

@@ -312,6 +312,13 @@ class GeneratedRows(RelationRows):
         mask = 1.0 - self.train_rows.to_dense()
         return F.normalize((self.user_emb @ self.item_emb.t()) * mask, dim=1)
 
+    def masked_scores(self) -> Tensor:
+        """(P_u P_i^T) * (1 - R) without the row scaling: the same order within every row as
+        ``to_dense`` (the scale is positive), at one GEMM and a sparse write. For top-k only."""
+        scores = self.user_emb @ self.item_emb.t()
+        scores[self.rows, self.cols] = 0.0
+        return scores
+
     def _dense_subset(self, subset):
         """Literal rows for a few row ids (the heavy rows), scaled by the shared norms."""
         position = torch.full((self.n_rows,), -1, dtype=torch.long, device=subset.device)
