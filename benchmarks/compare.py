@@ -49,6 +49,19 @@ def run_id(label, seed):
     return f"{safe}__seed{seed}"
 
 
+def code_version():
+    """The repository commit the code ran from (short hash; '+dirty' with uncommitted changes to the
+    package or the benchmarks), or None outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "recbole_mmssl", "benchmarks"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def run_one(spec):
     """Child process: one training run; writes its json atomically (status ok or failed)."""
     import torch
@@ -57,6 +70,8 @@ def run_one(spec):
         torch.set_num_threads(spec["threads"])
     out_path = spec["out"]
     record = {k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")}
+    record["code"] = code_version()
+    print(f"CODE {record['code']}", flush=True)  # read back by finalize_interrupted
     started = time.time()
     try:
         from recbole_mmssl.checkpoint import plain_config
@@ -137,6 +152,8 @@ def finalize_interrupted(spec, log_path):
 
         groups = breakdown(trainer, test_data, train_data._dataset, k=spec["breakdown_k"])
     record = {k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")}
+    code = re.search(r"^CODE (\S+)", text, flags=re.M)
+    record["code"] = code.group(1) if code else None
     record.update(
         status="interrupted", best_epoch=state["epoch"], n_epochs=len(curve),
         best_valid_result={k: float(v) for k, v in valid_result.items()}, test_result={k: float(v) for k, v in test_result.items()},

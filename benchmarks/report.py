@@ -116,6 +116,19 @@ def _hyper_parameters(runs, labels):
     return lines
 
 
+def _code_versions(runs, label):
+    """Distinct commits of a setting's runs, in seed order ('-' where a run did not record one)."""
+    interrupted = label.endswith(INTERRUPTED)
+    base = label[: -len(INTERRUPTED)] if interrupted else label
+    versions = []
+    mine = (r for r in runs if r["label"] == base and (r["status"] == "interrupted") == interrupted)
+    for run in sorted(mine, key=lambda r: r["seed"]):
+        version = run.get("code") or "-"
+        if version not in versions:
+            versions.append(version)
+    return ", ".join(versions) or "-"
+
+
 def _model_yaml_dirs():
     import recbole
 
@@ -187,6 +200,9 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
                  "Recall@20 with stopping_step 7 (stop at the 8th epoch without improvement).")
     lines.append(f"- Seeds: {', '.join(map(str, seeds))} (RecBole `seed`, reproducibility on).")
     lines.append(f"- Hardware: {_hardware()}. Seconds per epoch = median training time of an epoch (validation excluded).")
+    lines.append("- Code: the repository commit each run trained with (`code` in its json; '-' = recorded "
+                 "before commits were: an earlier commit of this repository): "
+                 + "; ".join(f"{names.get(label, label)} {_code_versions(runs, label)}" for label in labels) + ".")
     lines.append("- Hyper-parameters (RecBole defaults for the baselines unless overridden; MMSSL from the plugin's "
                  "property files, spec section 2.2):")
     lines += ["  " + line for line in _hyper_parameters(runs, labels)]
