@@ -71,7 +71,8 @@ def run_one(spec):
     out_path = spec["out"]
     record = {k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")}
     record["code"] = code_version()
-    print(f"CODE {record['code']}", flush=True)  # read back by finalize_interrupted
+    record["threads"] = torch.get_num_threads()
+    print(f"CODE {record['code']} THREADS {record['threads']}", flush=True)  # read back by finalize_interrupted
     started = time.time()
     try:
         from recbole_mmssl.checkpoint import plain_config
@@ -152,8 +153,8 @@ def finalize_interrupted(spec, log_path):
 
         groups = breakdown(trainer, test_data, train_data._dataset, k=spec["breakdown_k"])
     record = {k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")}
-    code = re.search(r"^CODE (\S+)", text, flags=re.M)
-    record["code"] = code.group(1) if code else None
+    code = re.search(r"^CODE (\S+) THREADS (\d+)", text, flags=re.M)
+    record["code"], record["threads"] = (code.group(1), int(code.group(2))) if code else (None, None)
     record.update(
         status="interrupted", best_epoch=state["epoch"], n_epochs=len(curve),
         best_valid_result={k: float(v) for k, v in valid_result.items()}, test_result={k: float(v) for k, v in test_result.items()},

@@ -116,17 +116,17 @@ def _hyper_parameters(runs, labels):
     return lines
 
 
-def _code_versions(runs, label):
-    """Distinct commits of a setting's runs, in seed order ('-' where a run did not record one)."""
+def _distinct(runs, label, key):
+    """Distinct values of ``key`` over a setting's runs, in seed order ('-' where a run has none)."""
     interrupted = label.endswith(INTERRUPTED)
     base = label[: -len(INTERRUPTED)] if interrupted else label
-    versions = []
+    values = []
     mine = (r for r in runs if r["label"] == base and (r["status"] == "interrupted") == interrupted)
     for run in sorted(mine, key=lambda r: r["seed"]):
-        version = run.get("code") or "-"
-        if version not in versions:
-            versions.append(version)
-    return ", ".join(versions) or "-"
+        value = str(run.get(key) or "-")
+        if value not in values:
+            values.append(value)
+    return ", ".join(values) or "-"
 
 
 def _model_yaml_dirs():
@@ -202,7 +202,10 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
     lines.append(f"- Hardware: {_hardware()}. Seconds per epoch = median training time of an epoch (validation excluded).")
     lines.append("- Code: the repository commit each run trained with (`code` in its json; '-' = recorded "
                  "before commits were: an earlier commit of this repository): "
-                 + "; ".join(f"{names.get(label, label)} {_code_versions(runs, label)}" for label in labels) + ".")
+                 + "; ".join(f"{names.get(label, label)} {_distinct(runs, label, 'code')}" for label in labels) + ".")
+    lines.append("- Torch threads per run ('-' = not recorded: one thread for the runs of this repository before "
+                 "threads were recorded): "
+                 + "; ".join(f"{names.get(label, label)} {_distinct(runs, label, 'threads')}" for label in labels) + ".")
     lines.append("- Hyper-parameters (RecBole defaults for the baselines unless overridden; MMSSL from the plugin's "
                  "property files, spec section 2.2):")
     lines += ["  " + line for line in _hyper_parameters(runs, labels)]

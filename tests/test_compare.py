@@ -34,6 +34,7 @@ def test_finished_runs_are_kept_and_reported(setting, capsys):
     assert f"| {record['test_result']['recall@20']:.4f} |" in report  # one seed: no sd
     assert record["code"] == compare.code_version()  # the commit the run trained with (None outside git)
     assert f"BPR {record['code'] or '-'}" in report
+    assert record["threads"] == 1 and "BPR 1" in report  # --threads=1
     compare.main(args)
     assert "done earlier, kept" in capsys.readouterr().out
 
@@ -47,7 +48,7 @@ def test_an_interrupted_run_is_evaluated_from_its_best_checkpoint(setting):
     compare.main(args + ["--finalize-interrupted"])
     record = json.loads(run_file.read_text())
     assert record["status"] == "interrupted" and record["best_epoch"] == finished["best_epoch"]
-    assert record["code"] == finished["code"]  # read back from the run's log
+    assert (record["code"], record["threads"]) == (finished["code"], 1)  # read back from the run's log
     assert record["valid_curve"] == pytest.approx(finished["valid_curve"], abs=1e-4)
     assert record["test_result"] == pytest.approx(finished["test_result"], abs=1e-4)
     assert record["best_valid_result"] == pytest.approx(finished["best_valid_result"], abs=1e-4)
