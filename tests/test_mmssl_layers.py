@@ -145,3 +145,20 @@ def test_info_nce_of_zero_view_is_log_2b_minus_1_without_gradient():
     assert loss.item() == pytest.approx(math.log(2 * batch - 1), abs=1e-5)
     loss.backward()
     assert z2.grad.abs().max() == 0
+
+
+def test_propagate_through_csr_equals_the_dense_product_with_gradients():
+    """The CSR product (and its backward through the transpose's CSR) is graph @ x, to second order."""
+    gen = torch.Generator().manual_seed(0)
+    users, items = torch.randint(0, 30, (200,), generator=gen), torch.randint(0, 20, (200,), generator=gen)
+    g_ui, _ = bipartite_graphs(users, items, torch.rand(200, generator=gen), 30, 20)
+    x = torch.randn(20, 6, generator=gen, requires_grad=True)
+    probe = torch.randn(30, 6, generator=gen)
+    results = []
+    for product in (lambda v: propagate(g_ui, v), lambda v: g_ui.to_dense() @ v):
+        out = product(x)
+        (grad,) = torch.autograd.grad((out.pow(2) * probe).sum(), x, create_graph=True)
+        (second,) = torch.autograd.grad(grad.pow(2).sum(), x)  # through the backward's own backward
+        results.append((out, grad, second))
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -6,6 +6,7 @@ InfoNCE log) are kept because they change the numbers.
 """
 
 import math
+import warnings
 
 import torch
 import torch.nn as nn
@@ -39,11 +40,44 @@ def bipartite_graphs(users, items, values, n_users, n_items):
     return g_ui, g_iu
 
 
+def _csr_pair(graph):
+    """CSR copies of a coalesced COO graph and of its transpose, made once per graph object.
+
+    Graphs are never changed in place (a rebuild makes a new tensor), so the copies stay valid.
+    """
+    pair = getattr(graph, "_csr_pair", None)
+    if pair is None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            pair = (graph.to_sparse_csr(), graph.t().coalesce().to_sparse_csr())
+        graph._csr_pair = pair
+    return pair
+
+
+class _GraphProduct(torch.autograd.Function):
+    """graph @ x through CSR, the backward through the transpose's own CSR.
+
+    Why: torch's COO product and its backward (which transposes the graph on every call) were about
+    3x and 1.4x slower than CSR products on TikTok's graphs, and MMSSL propagates 24 times per
+    iteration. Same sums per row, values unaffected.
+    """
+
+    @staticmethod
+    def forward(ctx, x, csr, csr_t):
+        ctx.graphs = (csr, csr_t)
+        return csr @ x
+
+    @staticmethod
+    def backward(ctx, grad):
+        csr, csr_t = ctx.graphs
+        return _GraphProduct.apply(grad.contiguous(), csr_t, csr), None, None
+
+
 def propagate(graph, x):
-    """graph @ x; an empty graph gives exact zeros without a sparse product (spec 5.4)."""
+    """graph @ x for a COO graph; an empty graph gives exact zeros without a sparse product (spec 5.4)."""
     if graph._nnz() == 0:
         return x.new_zeros(graph.shape[0], x.shape[1])
-    return torch.sparse.mm(graph, x)
+    return _GraphProduct.apply(x, *_csr_pair(graph))
 
 
 class DegenerateModalityAttention(nn.Module):
