@@ -34,7 +34,7 @@ class MMSSLTrainer(TensorCheckpointMixin, Trainer):
         super().__init__(config, model)
         self.sampler = UserUniformSampler(model.train_csr, config["train_batch_size"], self.device)
         matmul = resolve_backend(config["critic_matmul"] or "auto", self.device, torch.get_num_threads())
-        if matmul == "numpy":
+        if self.device.type == "cpu":  # numpy's BLAS takes the critic's symmetric products on any backend
             match_blas_threads(torch.get_num_threads())
         self.logger.info(f"MMSSL critic: {config['critic_path']} path, products through {matmul}'s BLAS")
         if self.device.type == "cpu" and config["malloc_reuse"] and keep_freed_memory():

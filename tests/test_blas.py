@@ -70,15 +70,15 @@ def test_non_float32_falls_back_to_torch():
 
 @pytest.mark.parametrize("weights", ["mixed", "positive", "negative", "zeros"])
 def test_weighted_gram_by_symmetric_updates_equals_the_product(weights):
-    """g^T diag(w) g through numpy's two symmetric rank-k updates equals the plain product."""
-    from recbole_mmssl.model.critic import _weighted_gram
+    """g^T diag(w) g through numpy's two symmetric rank-k updates (and through the symmetric
+    blocks of the GPU route) equals the plain product."""
+    from recbole_mmssl.model.critic import _symmetric_blocks, _weighted_gram
 
     gen = torch.Generator().manual_seed(0)
-    g = torch.randn(300, 120, generator=gen)
+    g = torch.randn(300, 600, generator=gen)  # H >= 512: the blocks engage
     w = {"mixed": torch.randn(300, generator=gen), "positive": torch.rand(300, generator=gen),
          "negative": -torch.rand(300, generator=gen), "zeros": torch.zeros(300)}[weights]
     w[::7] = 0.0
     want = g.double().t() @ (w.double()[:, None] * g.double())
-    for backend in ("numpy", "torch"):
-        got = _weighted_gram(g, w, backend)
+    for got in (_weighted_gram(g, w), _symmetric_blocks(g, w[:, None] * g)):  # CPU route, GPU route
         assert (got - want).abs().max().item() <= TOL * max(want.abs().max().item(), 1.0)

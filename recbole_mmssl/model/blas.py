@@ -12,7 +12,9 @@ back to torch); ``auto`` picks numpy on a CPU device with one torch thread when 
 OpenBLAS and the CPU is not an Intel one (where MKL is the fast library), torch otherwise: measured
 here (results/speed.md, results/speed_2threads.md), OpenBLAS made a whole iteration 1.29x faster at
 one thread and 0.94x as fast at two, where MKL's threading scales better. The choice is fixed at
-construction (never timed at run time), so a seeded run repeats exactly.
+construction (never timed at run time), so a seeded run repeats exactly. Whatever the backend, the
+penalty's symmetric products go through numpy on a CPU (``critic._gram``): numpy has a symmetric
+rank-k update (half a GEMM) and torch does not.
 """
 
 import functools

@@ -52,46 +52,57 @@ def use_gram_for_penalty(n_rows: int, hidden: int, n_items: int) -> bool:
     return 2 * hidden * hidden * n_items + 2 * n_rows * hidden * hidden < 3 * n_rows * hidden * n_items
 
 
-def _symmetric_product(left: Tensor, right: Tensor, backend: str = "torch", blocks: int = 4) -> Tensor:
+def _syrk_available(t: Tensor) -> bool:
+    """Whether numpy can take a symmetric product of ``t`` (CPU float32): numpy's matmul turns
+    ``a.T @ a`` into a symmetric rank-k update (half a GEMM), which torch does not have."""
+    return t.device.type == "cpu" and t.dtype == torch.float32
+
+
+def _symmetric_blocks(left: Tensor, right: Tensor, blocks: int = 4) -> Tensor:
     """left^T @ right for a product known to be symmetric, from its upper block triangle.
 
     (blocks + 1) / (2 blocks) of the multiply-adds of one GEMM (5/8 for 4 blocks); the lower
-    blocks are transposed copies. Used for W1 W1^T and g^T diag(c) g in the penalty. Through
-    numpy's OpenBLAS one whole product is faster than the blocks (0.30 s against 0.37-0.68 s for
-    TikTok's W1 W1^T on one core here), so that backend takes it whole.
+    blocks are transposed copies. The torch route (GPU) of ``_gram`` and ``_weighted_gram``.
     """
     size = left.shape[1]
-    if size < 512 or backend == "numpy":
-        return raw_mm(left.t(), right, backend)
+    if size < 512:
+        return left.t() @ right
     edges = [round(i * size / blocks) for i in range(blocks + 1)]
     out = left.new_empty(size, size)
     for a in range(blocks):
         rows = slice(edges[a], edges[a + 1])
         for b in range(a, blocks):
             cols = slice(edges[b], edges[b + 1])
-            block = raw_mm(left[:, rows].t(), right[:, cols], backend)
+            block = left[:, rows].t() @ right[:, cols]
             out[rows, cols] = block
             if b > a:
                 out[cols, rows] = block.t()
     return out
 
 
-def _weighted_gram(g: Tensor, weights: Tensor, backend: str = "torch") -> Tensor:
+def _gram(left: Tensor) -> Tensor:
+    """left^T left: on a CPU by numpy's symmetric rank-k update whatever the critic's BLAS
+    backend (0.30 s for TikTok's W1 W1^T on one core, against 0.37-0.68 s for torch's blocks),
+    else the symmetric blocks."""
+    if _syrk_available(left):
+        return raw_mm(left.t(), left, "numpy")
+    return _symmetric_blocks(left, left)
+
+
+def _weighted_gram(g: Tensor, weights: Tensor) -> Tensor:
     """g^T diag(weights) g (H x H) for the penalty's weight gradient.
 
-    On numpy's BLAS as A^T A - B^T B with A, B the rows of positive and negative weight scaled by
-    sqrt(|weight|): numpy multiplies a matrix by its own transpose with a symmetric rank-k update
-    (half a GEMM), so the two updates together cost half of one g^T (w g) product (96 against 166
-    ms for TikTok's 2048 x 1677 on one core). Elsewhere the symmetric block product.
+    On a CPU as A^T A - B^T B with A, B the rows of positive and negative weight scaled by
+    sqrt(|weight|): two symmetric rank-k updates (``_gram``), together half of one g^T (w g)
+    product (96 against 166 ms for TikTok's 2048 x 1677 on one core). Elsewhere the symmetric blocks.
     """
-    if backend != "numpy" or not g.device.type == "cpu" or g.dtype != torch.float32:
-        return _symmetric_product(g, weights[:, None] * g, backend)
+    if not _syrk_available(g):
+        return _symmetric_blocks(g, weights[:, None] * g)
     out = g.new_zeros(g.shape[1], g.shape[1])
     for sign in (1.0, -1.0):
         rows = torch.nonzero(sign * weights > 0).flatten()
         if rows.numel():
-            part = g[rows] * (sign * weights[rows]).sqrt()[:, None]
-            out.add_(raw_mm(part.t(), part, backend), alpha=sign)
+            out.add_(_gram(g[rows] * (sign * weights[rows]).sqrt()[:, None]), alpha=sign)
     return out
 
 
@@ -101,7 +112,7 @@ class _GramQuadratic(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, g, weight_t, backend="torch"):
-        projected = raw_mm(g, _symmetric_product(weight_t, weight_t, backend), backend)
+        projected = raw_mm(g, _gram(weight_t), backend)
         ctx.save_for_backward(g, weight_t, projected)
         ctx.backend = backend
         return (projected * g).sum(1)
@@ -114,7 +125,7 @@ class _GramQuadratic(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_g = 2.0 * grad[:, None] * projected
         if ctx.needs_input_grad[1]:
-            grad_w = raw_mm(weight_t, _weighted_gram(g, 2.0 * grad, ctx.backend), ctx.backend)
+            grad_w = raw_mm(weight_t, _weighted_gram(g, 2.0 * grad), ctx.backend)
         return grad_g, grad_w, None
 
 
