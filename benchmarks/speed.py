@@ -10,8 +10,8 @@ in the same invocation:
   - the same iterations with the fast and with the dense critic path (``critic_path``), ``--dense_iters``
     iterations each from the same seed: the dense path costs minutes per epoch here, so the ratio is
     taken per iteration, like for like, and the dense epoch is that times the epoch's iteration count;
-    and the fast path once more on the critic BLAS ``critic_matmul: auto`` did not pick, and once with
-    ``malloc_reuse: False``: the before/after of each of those two choices;
+    and the fast path once more on the critic BLAS ``critic_matmul: auto`` did not pick: the before/after
+    of that choice;
   - RecBole's LightGCN: ``--epochs`` training epochs through the plugin's runner.
 Wall seconds count other users' processes on a shared machine; CPU seconds are this process's own.
 Writes results/speed.json and results/speed.md.
@@ -38,20 +38,17 @@ TARGET_RSS_MB = 3 * 1024
 FAST = "MMSSL paper, fast critic (short epoch)"
 DENSE = "MMSSL paper, dense critic (short epoch)"
 OTHER_BLAS = "MMSSL paper, fast critic, other BLAS (short epoch)"
-MALLOC_OFF = "MMSSL paper, fast critic, malloc_reuse off (short epoch)"
 
 
-def other_blas(threads):
-    """The critic BLAS that ``critic_matmul: auto`` does not pick at this thread count."""
-    import torch
-
+def other_blas():
+    """The critic BLAS that ``critic_matmul: auto`` does not pick on this machine."""
     from recbole_mmssl.model.blas import resolve_backend
 
-    picked = resolve_backend("auto", "cpu", threads or torch.get_num_threads())
+    picked = resolve_backend("auto", "cpu")
     return "torch" if picked == "numpy" else "numpy"
 
 
-def settings(epochs, dense_iters, threads=None):
+def settings(epochs, dense_iters):
     """(name, model, config overrides, what to measure) for every measured setting."""
     return [
         ("MMSSL paper", "MMSSL", {"variant": "paper"}, {"epochs": epochs}),
@@ -59,10 +56,7 @@ def settings(epochs, dense_iters, threads=None):
         (FAST, "MMSSL", {"variant": "paper", "critic_path": "fast"}, {"iterations": dense_iters}),
         (DENSE, "MMSSL", {"variant": "paper", "critic_path": "dense"}, {"iterations": dense_iters}),
         # before/after of the BLAS choice (recbole_mmssl.model.blas): the fast path on the BLAS auto did not pick
-        (OTHER_BLAS, "MMSSL", {"variant": "paper", "critic_path": "fast", "critic_matmul": other_blas(threads)},
-         {"iterations": dense_iters}),
-        # before/after of recbole_mmssl.allocator: glibc's default mmap/unmap of every large block
-        (MALLOC_OFF, "MMSSL", {"variant": "paper", "critic_path": "fast", "malloc_reuse": False},
+        (OTHER_BLAS, "MMSSL", {"variant": "paper", "critic_path": "fast", "critic_matmul": other_blas()},
          {"iterations": dense_iters}),
         ("LightGCN", "LightGCN", {}, {"epochs": epochs}),
     ]
@@ -159,7 +153,7 @@ def _fmt(x, places=1):
 
 def write_markdown(path, result):
     runs = {r["name"]: r for r in result["runs"]}
-    fast, dense, other, malloc_off = runs[FAST], runs[DENSE], runs[OTHER_BLAS], runs[MALLOC_OFF]
+    fast, dense, other = runs[FAST], runs[DENSE], runs[OTHER_BLAS]
     lines = [
         f"# MMSSL training speed and memory on {result['dataset']}",
         "",
@@ -178,14 +172,13 @@ def write_markdown(path, result):
         "",
         f"## Fast vs dense critic path (same maths), {fast['iterations']} iterations each after one warm-up, median",
         "",
-        "| path | critic BLAS | malloc_reuse | s/iteration wall | s/iteration CPU | critic (D) step s | generator step s | s/epoch wall (x{} iterations) | peak RSS MB |".format(
+        "| path | critic BLAS | s/iteration wall | s/iteration CPU | critic (D) step s | generator step s | s/epoch wall (x{} iterations) | peak RSS MB |".format(
             fast["iterations_per_epoch"]),
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in (fast, dense, other, malloc_off):
+    for r in (fast, dense, other):
         p = r["iteration_parts"]
-        reuse = "off" if r["overrides"].get("malloc_reuse") is False else "on"
-        lines.append(f"| {r['overrides']['critic_path']} | {r['critic_matmul']} | {reuse} | {r['iteration_wall']:.2f} | {r['iteration_cpu']:.2f} | "
+        lines.append(f"| {r['overrides']['critic_path']} | {r['critic_matmul']} | {r['iteration_wall']:.2f} | {r['iteration_cpu']:.2f} | "
                      f"{p['time_d_step']:.2f} | {p['time_g_step']:.2f} | "
                      f"{r['iteration_wall'] * r['iterations_per_epoch']:.0f} | {r['peak_rss_mb']:.0f} |")
     s = result["summary"]
@@ -200,8 +193,6 @@ def write_markdown(path, result):
         f"{'met' if s['dense_over_fast_wall'] >= TARGET_DENSE_RATIO else 'NOT met'}.",
         f"- The critic BLAS `auto` picked ({s['auto_blas']}) against the other one ({s['other_blas']}), fast path, "
         f"whole iteration: **{s['blas_speedup_wall']:.2f}x** wall, {s['blas_speedup_cpu']:.2f}x CPU.",
-        f"- malloc_reuse on against off (recbole_mmssl.allocator), fast path, whole iteration: "
-        f"**{s['malloc_reuse_speedup_wall']:.2f}x** wall, {s['malloc_reuse_speedup_cpu']:.2f}x CPU.",
         f"- Peak RSS of MMSSL: **{s['mmssl_peak_rss_mb']:.0f} MB** (target < {TARGET_RSS_MB} MB): "
         f"{'met' if s['mmssl_peak_rss_mb'] < TARGET_RSS_MB else 'NOT met'}.",
         f"- LightGCN (RecBole, same data, batch 2048) as the yardstick: {s['lightgcn_epoch_wall']:.1f} s/epoch; "
@@ -238,7 +229,7 @@ def main(argv=None):
             data_path = tmp
         started = time.time()
         runs = []
-        for name, model, overrides, what in settings(args.epochs, args.dense_iters, args.threads):
+        for name, model, overrides, what in settings(args.epochs, args.dense_iters):
             print(f"{name} ...", flush=True)
             runs.append(run_child({"name": name, "model": model, "overrides": overrides, "what": what,
                                    "dataset": args.dataset,
@@ -246,7 +237,7 @@ def main(argv=None):
             print(f"    {json.dumps({k: v for k, v in runs[-1].items() if k not in ('epochs',)})}", flush=True)
     by_name = {r["name"]: r for r in runs}
     paper, released = by_name["MMSSL paper"], by_name["MMSSL released"]
-    fast, dense, other, malloc_off = by_name[FAST], by_name[DENSE], by_name[OTHER_BLAS], by_name[MALLOC_OFF]
+    fast, dense, other = by_name[FAST], by_name[DENSE], by_name[OTHER_BLAS]
     lightgcn = by_name["LightGCN"]
     import torch
 
@@ -270,8 +261,6 @@ def main(argv=None):
             "auto_blas": fast["critic_matmul"], "other_blas": other["critic_matmul"],
             "blas_speedup_wall": other["iteration_wall"] / fast["iteration_wall"],
             "blas_speedup_cpu": other["iteration_cpu"] / fast["iteration_cpu"],
-            "malloc_reuse_speedup_wall": malloc_off["iteration_wall"] / fast["iteration_wall"],
-            "malloc_reuse_speedup_cpu": malloc_off["iteration_cpu"] / fast["iteration_cpu"],
             "mmssl_peak_rss_mb": max(paper["peak_rss_mb"], released["peak_rss_mb"]),
             "lightgcn_epoch_wall": lightgcn["epoch_wall"],
             "paper_over_lightgcn": paper["epoch_wall"] / lightgcn["epoch_wall"],

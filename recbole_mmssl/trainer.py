@@ -17,7 +17,6 @@ from recbole.utils import set_color
 from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
-from recbole_mmssl.allocator import keep_freed_memory
 from recbole_mmssl.checkpoint import TensorCheckpointMixin
 from recbole_mmssl.model.blas import match_blas_threads, resolve_backend
 from recbole_mmssl.model.critic import Critic
@@ -33,12 +32,10 @@ class MMSSLTrainer(TensorCheckpointMixin, Trainer):
     def __init__(self, config, model):
         super().__init__(config, model)
         self.sampler = UserUniformSampler(model.train_csr, config["train_batch_size"], self.device)
-        matmul = resolve_backend(config["critic_matmul"] or "auto", self.device, torch.get_num_threads())
+        matmul = resolve_backend(config["critic_matmul"] or "auto", self.device)
         if self.device.type == "cpu":  # numpy's BLAS takes the critic's symmetric products on any backend
             match_blas_threads(torch.get_num_threads())
         self.logger.info(f"MMSSL critic: {config['critic_path']} path, products through {matmul}'s BLAS")
-        if self.device.type == "cpu" and config["malloc_reuse"] and keep_freed_memory():
-            self.logger.info("MMSSL trainer: glibc malloc keeps freed blocks for reuse (malloc_reuse)")
         self.critic = Critic(
             model.n_real_items, config["critic_slope"], config["G_drop1"], config["G_drop2"],
             fast=config["critic_path"] == "fast", matmul=matmul,

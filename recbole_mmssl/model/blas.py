@@ -8,13 +8,12 @@ measures the whole training iteration on both). Same maths:
 results differ from torch's by summation-order rounding only.
 
 ``backend`` is ``torch`` (``@`` / ``torch.mm``) or ``numpy`` (CPU float32 only; anything else falls
-back to torch); ``auto`` picks numpy on a CPU device with one torch thread when numpy's BLAS is
-OpenBLAS and the CPU is not an Intel one (where MKL is the fast library), torch otherwise: measured
-here (results/speed.md, results/speed_2threads.md), OpenBLAS made a whole iteration 1.29x faster at
-one thread and 0.94x as fast at two, where MKL's threading scales better. The choice is fixed at
-construction (never timed at run time), so a seeded run repeats exactly. Whatever the backend, the
-penalty's symmetric products go through numpy on a CPU (``critic._gram``): numpy has a symmetric
-rank-k update (half a GEMM) and torch does not.
+back to torch); ``auto`` picks numpy on a CPU device when numpy's BLAS is OpenBLAS and the CPU is not
+an Intel one (where MKL is the fast library), torch otherwise: measured here, OpenBLAS made a whole
+training iteration 1.29x faster at one thread (results of an earlier commit) and 1.25x at two
+(results/speed.md). The choice is fixed at construction (never timed at run time), so a seeded run
+repeats exactly. Whatever the backend, the penalty's symmetric products go through numpy on a CPU
+(``critic._gram``): numpy has a symmetric rank-k update (half a GEMM) and torch does not.
 """
 
 import functools
@@ -46,9 +45,8 @@ def _numpy_blas_is_openblas() -> bool:
     return any(lib.get("internal_api") == "openblas" for lib in threadpool_info())
 
 
-def resolve_backend(backend: str, device, n_threads: int = 1) -> str:
-    """``auto`` -> ``numpy`` or ``torch`` for ``device`` and torch's thread count (see the module
-    docstring); checks the name."""
+def resolve_backend(backend: str, device) -> str:
+    """``auto`` -> ``numpy`` or ``torch`` for ``device`` (see the module docstring); checks the name."""
     if backend not in BACKENDS:
         raise ValueError(f"critic_matmul must be one of {list(BACKENDS)}, got {backend!r}.")
     device = torch.device(device)
@@ -57,7 +55,7 @@ def resolve_backend(backend: str, device, n_threads: int = 1) -> str:
     if backend != "auto":
         return backend
     mkl = torch.backends.mkl.is_available()
-    if (device.type == "cpu" and n_threads == 1 and mkl and _cpu_vendor() != "GenuineIntel"
+    if (device.type == "cpu" and mkl and _cpu_vendor() != "GenuineIntel"
             and _numpy_blas_is_openblas()):
         return "numpy"
     return "torch"
