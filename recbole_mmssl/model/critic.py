@@ -108,7 +108,8 @@ def _weighted_gram(g: Tensor, weights: Tensor) -> Tensor:
 
 class _GramQuadratic(torch.autograd.Function):
     """q_n = ||W g_n||^2 = g_n^T (W W^T) g_n for W = weight_t^T (I x H given), with the gradients
-    2 q' (g G) (reusing the forward's g G) and 2 W (g^T diag(q') g): one I x H^2 GEMM each way."""
+    2 q' (g G) (reusing the forward's g G) and 2 W (g^T diag(q') g): one I x H^2 product each way
+    (the forward's a symmetric rank-k update on a CPU, half of it)."""
 
     @staticmethod
     def forward(ctx, g, weight_t, backend="torch"):
