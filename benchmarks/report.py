@@ -118,11 +118,8 @@ def _hyper_parameters(runs, labels):
 
 def _distinct(runs, label, key):
     """Distinct values of ``key`` over a setting's runs, in seed order ('-' where a run has none)."""
-    interrupted = label.endswith(INTERRUPTED)
-    base = label[: -len(INTERRUPTED)] if interrupted else label
     values = []
-    mine = (r for r in runs if r["label"] == base and (r["status"] == "interrupted") == interrupted)
-    for run in sorted(mine, key=lambda r: r["seed"]):
+    for run in sorted((r for r in runs if r["label"] == label), key=lambda r: r["seed"]):
         value = str(run.get(key) or "-")
         if value not in values:
             values.append(value)

@@ -54,6 +54,7 @@ def test_an_interrupted_run_is_evaluated_from_its_best_checkpoint(setting):
     assert record["best_valid_result"] == pytest.approx(finished["best_valid_result"], abs=1e-4)
     report = (results / "tiny.md").read_text()
     assert "| BPR (interrupted) | 1/1 |" in report and "before early stopping" in report
+    assert f"BPR (interrupted) {record['code'] or '-'}" in report and "BPR (interrupted) 1." in report
 
 
 def test_long_override_labels_get_short_names_and_a_legend():
