@@ -199,10 +199,10 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
     lines.append(f"- Hardware: {_hardware()}. Seconds per epoch = median training time of an epoch (validation excluded).")
     lines.append("- Code: the repository commit each run trained with (`code` in its json; '-' = recorded "
                  "before commits were: an earlier commit of this repository): "
-                 + "; ".join(f"{names.get(label, label)} {_distinct(runs, label, 'code')}" for label in labels) + ".")
+                 + "; ".join(f"{names[label]} {_distinct(runs, label, 'code')}" for label in labels) + ".")
     lines.append("- Torch threads per run ('-' = not recorded: one thread for the runs of this repository before "
                  "threads were recorded): "
-                 + "; ".join(f"{names.get(label, label)} {_distinct(runs, label, 'threads')}" for label in labels) + ".")
+                 + "; ".join(f"{names[label]} {_distinct(runs, label, 'threads')}" for label in labels) + ".")
     lines.append("- Hyper-parameters (RecBole defaults for the baselines unless overridden; MMSSL from the plugin's "
                  "property files, spec section 2.2):")
     lines += ["  " + line for line in _hyper_parameters(runs, labels)]

@@ -55,8 +55,7 @@ def resolve_backend(backend: str, device) -> str:
     if backend != "auto":
         return backend
     mkl = torch.backends.mkl.is_available()
-    if (device.type == "cpu" and mkl and _cpu_vendor() != "GenuineIntel"
-            and _numpy_blas_is_openblas()):
+    if device.type == "cpu" and mkl and _cpu_vendor() != "GenuineIntel" and _numpy_blas_is_openblas():
         return "numpy"
     return "torch"
 
