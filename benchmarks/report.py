@@ -224,14 +224,16 @@ def write_plot(dataset, table, runs, labels, path):
     import matplotlib.pyplot as plt
 
     fig, (bars, curves) = plt.subplots(1, 2, figsize=(13, 4.8))
-    xs = range(len(labels))
+    # a setting with no finished run has no bar (a zero-height one would read as a score of 0); the table lists it
+    measured = [lab for lab in labels if table[lab]["recall@20"][0] is not None]
+    xs = range(len(measured))
     for offset, metric, colour in ((-0.2, "recall@20", "tab:blue"), (0.2, "ndcg@20", "tab:orange")):
-        means = [table[lab][metric][0] or 0 for lab in labels]
-        sds = [table[lab][metric][1] or 0 for lab in labels]
+        means = [table[lab][metric][0] for lab in measured]
+        sds = [table[lab][metric][1] or 0 for lab in measured]
         bars.bar([x + offset for x in xs], means, width=0.4, yerr=sds, capsize=3, label=metric, color=colour)
     bars.set_xticks(list(xs))
     names = short_names(labels)
-    bars.set_xticklabels([names[lab] for lab in labels], rotation=20, ha="right")
+    bars.set_xticklabels([names[lab] for lab in measured], rotation=20, ha="right")
     bars.set_title(f"{dataset}: test metrics (mean ± sd over seeds)")
     bars.legend()
     for label in labels:

@@ -68,3 +68,21 @@ def test_long_override_labels_get_short_names_and_a_legend():
                      long_a: "MMSSL [a]", "LightGCN": "LightGCN", long_b: "MMSSL [b]",
                      long_a + " (interrupted)": "MMSSL [a] (interrupted)",
                      "MMSSL:variant=released (interrupted)": "MMSSL:variant=released (interrupted)"}
+
+
+def test_the_plot_has_no_bar_for_a_setting_without_finished_runs(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from benchmarks.report import aggregate, write_plot
+
+    result = {"recall@20": 0.09, "ndcg@20": 0.04}
+    runs = [{"label": "BPR", "seed": s, "status": "ok", "test_result": result, "best_valid_result": result,
+             "best_epoch": 3, "seconds_per_epoch": 1.0, "peak_rss_mb": 100, "valid_curve": [0.05, 0.09]}
+            for s in (1, 2)] + [{"label": "NCL", "seed": 1, "status": "failed", "error": "boom"}]
+    labels = ["BPR", "NCL"]
+    saved = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: saved.append(fig))
+    write_plot("tiny", aggregate(runs, labels), runs, labels, tmp_path / "tiny.png")
+    bars = saved[0].axes[0]
+    assert [t.get_text() for t in bars.get_xticklabels()] == ["BPR"]
+    assert sorted(p.get_height() for p in bars.patches) == pytest.approx([0.04, 0.09])  # one bar per metric
