@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recbole_mmssl.model.critic import (
+from recbole_mmssl.model.mmssl.critic import (
     Critic,
     cat_rows,
     generated_rows,

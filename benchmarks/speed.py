@@ -42,7 +42,7 @@ OTHER_BLAS = "MMSSL paper, fast critic, other BLAS (short epoch)"
 
 def other_blas():
     """The critic BLAS that ``critic_matmul: auto`` does not pick on this machine."""
-    from recbole_mmssl.model.blas import resolve_backend
+    from recbole_mmssl.model.mmssl.blas import resolve_backend
 
     picked = resolve_backend("auto", "cpu")
     return "torch" if picked == "numpy" else "numpy"
@@ -55,7 +55,7 @@ def settings(epochs, dense_iters):
         ("MMSSL released", "MMSSL", {"variant": "released"}, {"epochs": epochs}),
         (FAST, "MMSSL", {"variant": "paper", "critic_path": "fast"}, {"iterations": dense_iters}),
         (DENSE, "MMSSL", {"variant": "paper", "critic_path": "dense"}, {"iterations": dense_iters}),
-        # before/after of the BLAS choice (recbole_mmssl.model.blas): the fast path on the BLAS auto did not pick
+        # before/after of the BLAS choice (recbole_mmssl.model.mmssl.blas): the fast path on the BLAS auto did not pick
         (OTHER_BLAS, "MMSSL", {"variant": "paper", "critic_path": "fast", "critic_matmul": other_blas()},
          {"iterations": dense_iters}),
         ("LightGCN", "LightGCN", {}, {"epochs": epochs}),

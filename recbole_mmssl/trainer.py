@@ -18,8 +18,8 @@ from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
 from recbole_mmssl.checkpoint import TensorCheckpointMixin
-from recbole_mmssl.model.blas import match_blas_threads, resolve_backend
-from recbole_mmssl.model.critic import Critic
+from recbole_mmssl.model.mmssl.blas import match_blas_threads, resolve_backend
+from recbole_mmssl.model.mmssl.critic import Critic
 from recbole_mmssl.sampler import UserUniformSampler
 
 CRITIC_BETAS = (0.5, 0.9)  # the released code's discriminator Adam

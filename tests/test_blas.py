@@ -6,8 +6,8 @@ import pytest
 import torch
 from _critic_util import grads, problem, rel_err
 
-from recbole_mmssl.model import blas
-from recbole_mmssl.model.critic import Critic, cat_rows, generated_rows, interpolate, real_rows, repeat_rows
+from recbole_mmssl.model.mmssl import blas
+from recbole_mmssl.model.mmssl.critic import Critic, cat_rows, generated_rows, interpolate, real_rows, repeat_rows
 
 TOL = 1e-5
 
@@ -71,7 +71,7 @@ def test_non_float32_falls_back_to_torch():
 def test_weighted_gram_by_symmetric_updates_equals_the_product(weights):
     """g^T diag(w) g through numpy's two symmetric rank-k updates (and through the symmetric
     blocks of the GPU route) equals the plain product."""
-    from recbole_mmssl.model.critic import _symmetric_blocks, _weighted_gram
+    from recbole_mmssl.model.mmssl.critic import _symmetric_blocks, _weighted_gram
 
     gen = torch.Generator().manual_seed(0)
     g = torch.randn(300, 600, generator=gen)  # H >= 512: the blocks engage

@@ -7,7 +7,7 @@ import torch
 from _critic_util import grads, problem, rel_err
 from torch import nn
 
-from recbole_mmssl.model.critic import (
+from recbole_mmssl.model.mmssl.critic import (
     Critic,
     cat_rows,
     generated_rows,

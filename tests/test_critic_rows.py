@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from _critic_util import grads, problem, rel_err
 
-from recbole_mmssl.model import relation_rows
-from recbole_mmssl.model.relation_rows import (
+from recbole_mmssl.model.mmssl import relation_rows
+from recbole_mmssl.model.mmssl.relation_rows import (
     DenseRows,
     RealRows,
     cat_rows,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from recbole_mmssl.model.dropout import IntMaskDropout
+from recbole_mmssl.model.common.dropout import IntMaskDropout
 
 
 @pytest.mark.parametrize("p", [0.31, 0.5, 0.9])

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from recbole_mmssl.model.graphs import ModalityGraphs, topk_pairs
+from recbole_mmssl.model.mmssl.graphs import ModalityGraphs, topk_pairs
 
 N_USERS, N_ITEMS = 40, 13  # internal ids, padding 0 included: 12 real items
 TRAIN_USERS = torch.tensor([1, 1, 2, 3, 3, 3, 4])

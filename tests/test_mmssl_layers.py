@@ -6,15 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from recbole_mmssl.model.layers import (
-    DegenerateModalityAttention,
-    MultiHeadModalityAttention,
-    bipartite_graphs,
-    info_nce,
-    layer_softmax_gnn,
-    propagate,
-    row_normalized,
-)
+from recbole_mmssl.model.common.graph_ops import bipartite_graphs, propagate, row_normalized
+from recbole_mmssl.model.common.losses import info_nce
+from recbole_mmssl.model.mmssl.attention import DegenerateModalityAttention, MultiHeadModalityAttention, layer_softmax_gnn
 
 
 def released_attention_literal(views, w_q, w_cat, n_heads):

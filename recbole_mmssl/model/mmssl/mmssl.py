@@ -25,18 +25,12 @@ from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 
 from recbole_mmssl.data.dataset import require_modalities
-from recbole_mmssl.model import critic as critic_ops
-from recbole_mmssl.model.dropout import IntMaskDropout
-from recbole_mmssl.model.graphs import ModalityGraphs
-from recbole_mmssl.model.layers import (
-    ATTENTIONS,
-    bipartite_graphs,
-    bpr_loss,
-    half_squared_norm,
-    info_nce,
-    layer_softmax_gnn,
-    propagate,
-)
+from recbole_mmssl.model.mmssl import critic as critic_ops
+from recbole_mmssl.model.common.dropout import IntMaskDropout
+from recbole_mmssl.model.mmssl.graphs import ModalityGraphs
+from recbole_mmssl.model.common.graph_ops import bipartite_graphs, propagate
+from recbole_mmssl.model.common.losses import bpr_loss, half_squared_norm, info_nce
+from recbole_mmssl.model.mmssl.attention import ATTENTIONS, layer_softmax_gnn
 
 GP_FACTOR = 0.3  # the released code's hard-coded gradient-penalty weight (times gp_rate)
 

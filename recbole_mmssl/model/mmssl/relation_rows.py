@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from recbole_mmssl.model.blas import raw_mm
+from recbole_mmssl.model.mmssl.blas import raw_mm
 
 #: F.normalize's eps: a row is divided by max(||row||, NORM_EPS).
 NORM_EPS = 1e-12
@@ -236,7 +236,7 @@ class RelationRows(ABC):
 
     def linear(self, weight: Tensor, cache: dict | None = None, backend: str = "torch") -> Tensor:
         """Exact X @ weight.T, (N, H), without the N x I block; ``cache`` keeps weight @ V products;
-        ``backend`` is the BLAS of ``recbole_mmssl.model.blas``."""
+        ``backend`` is the BLAS of ``recbole_mmssl.model.mmssl.blas``."""
         return structured_linear(self.terms(), self.n_rows, self.n_items, weight, cache, backend)
 
     def sq_norms(self) -> Tensor:

@@ -19,7 +19,7 @@ model must evaluate with the graphs it had (spec section 7).
 
 import torch
 
-from recbole_mmssl.model.layers import bipartite_graphs
+from recbole_mmssl.model.common.graph_ops import bipartite_graphs
 
 SCHEDULES = ("released", "accumulate")
 PAIR_LAYOUTS = ("tiled", "aligned")

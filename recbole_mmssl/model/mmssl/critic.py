@@ -13,9 +13,9 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from recbole_mmssl.model.blas import linear, matmul, raw_mm
-from recbole_mmssl.model.dropout import IntMaskDropout
-from recbole_mmssl.model.relation_rows import (
+from recbole_mmssl.model.mmssl.blas import linear, matmul, raw_mm
+from recbole_mmssl.model.common.dropout import IntMaskDropout
+from recbole_mmssl.model.mmssl.relation_rows import (
     DenseRows,
     RelationRows,
     cat_rows,
@@ -148,7 +148,7 @@ class Critic(nn.Module):
         gp_method: "auto" (cost rule ``use_gram_for_penalty``), "gram" or "dense": how the fast
             path forms ||W1^T g|| in the gradient penalty. Same value either way.
         matmul: "torch" or "numpy": which BLAS multiplies the critic's products on a CPU
-            (``recbole_mmssl.model.blas``; resolve "auto" with ``blas.resolve_backend``). Both paths.
+            (``recbole_mmssl.model.mmssl.blas``; resolve "auto" with ``blas.resolve_backend``). Both paths.
     """
 
     def __init__(self, n_items, slope=1.0, drop1=0.31, drop2=0.5, fast=True, gp_method="auto", matmul="torch"):
