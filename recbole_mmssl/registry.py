@@ -13,6 +13,13 @@ from recbole.utils import get_trainer as recbole_get_trainer
 # model name -> (module, trainer class path or None for RecBole's default trainer)
 PLUGIN_MODELS = {
     "MMSSL": ("recbole_mmssl.model.mmssl", "recbole_mmssl.trainer.MMSSLTrainer"),
+    # MMSSL's multimodal peers: RecBole's own Trainer (with tensor-only checkpoints) unless they need more.
+    "VBPR": ("recbole_mmssl.model.vbpr", None),
+    "MMGCN": ("recbole_mmssl.model.mmgcn", None),
+    "SLMRec": ("recbole_mmssl.model.slmrec", None),
+    "LATTICE": ("recbole_mmssl.model.lattice", None),
+    "BM3": ("recbole_mmssl.model.bm3", None),
+    "FREEDOM": ("recbole_mmssl.model.freedom", None),
 }
 
 
@@ -40,7 +47,7 @@ _SAFE_TRAINERS = {}
 
 def get_trainer(model_type, model_name):
     """The trainer class for ``model_name``, always saving tensor-only checkpoints."""
-    if model_name in PLUGIN_MODELS:
+    if model_name in PLUGIN_MODELS and PLUGIN_MODELS[model_name][1]:
         return _import(PLUGIN_MODELS[model_name][1])
     base = recbole_get_trainer(model_type, model_name)
     if base not in _SAFE_TRAINERS:
