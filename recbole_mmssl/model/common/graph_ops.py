@@ -74,3 +74,36 @@ def propagate(graph, x):
     if graph._nnz() == 0:
         return x.new_zeros(graph.shape[0], x.shape[1])
     return _GraphProduct.apply(x, *_csr_pair(graph))
+
+
+def symmetric_normalized(rows, cols, values, shape):
+    """Sparse COO D_r^-1/2 A D_c^-1/2 (LightGCN's normalisation), duplicates summed first.
+
+    Zero-degree rows and columns stay empty (no division by zero).
+    """
+    device = values.device
+    graph = torch.sparse_coo_tensor(
+        torch.stack([rows, cols]), values.float(), shape, device=device, check_invariants=False
+    ).coalesce()
+    index, weight = graph.indices(), graph.values()
+    row_sum = torch.zeros(shape[0], device=device).index_add_(0, index[0], weight)
+    col_sum = torch.zeros(shape[1], device=device).index_add_(0, index[1], weight)
+    row_scale = torch.where(row_sum > 0, row_sum.clamp_min(DEGREE_EPS).pow(-0.5), torch.zeros_like(row_sum))
+    col_scale = torch.where(col_sum > 0, col_sum.clamp_min(DEGREE_EPS).pow(-0.5), torch.zeros_like(col_sum))
+    return torch.sparse_coo_tensor(
+        index, weight * row_scale[index[0]] * col_scale[index[1]], shape, is_coalesced=True, check_invariants=False
+    )
+
+
+def user_item_adjacency(users, items, n_users, n_items, values=None):
+    """The (U+I) x (U+I) symmetric-normalised bipartite adjacency of LightGCN-style models.
+
+    Node ids: users 0..U-1, items U..U+I-1. ``values`` (default ones) weight the edges, e.g. after
+    FREEDOM's degree-sensitive pruning.
+    """
+    if values is None:
+        values = torch.ones(users.shape[0], device=users.device)
+    rows = torch.cat([users, items + n_users])
+    cols = torch.cat([items + n_users, users])
+    n = n_users + n_items
+    return symmetric_normalized(rows, cols, torch.cat([values, values]), (n, n))

@@ -17,7 +17,6 @@ losses and the modality graphs.
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -28,6 +27,7 @@ from recbole_mmssl.data.dataset import require_modalities
 from recbole_mmssl.model.mmssl import critic as critic_ops
 from recbole_mmssl.model.common.dropout import IntMaskDropout
 from recbole_mmssl.model.mmssl.graphs import ModalityGraphs
+from recbole_mmssl.model.common.inputs import training_pairs
 from recbole_mmssl.model.common.graph_ops import bipartite_graphs, propagate
 from recbole_mmssl.model.common.losses import bpr_loss, half_squared_norm, info_nce
 from recbole_mmssl.model.mmssl.attention import ATTENTIONS, layer_softmax_gnn
@@ -113,13 +113,7 @@ class MMSSL(GeneralRecommender):
         self.modality_names = self._select_modalities(dataset.modality_names, config["max_modalities"])
         self.n_real_items = self.n_items - 1  # internal item 0 is RecBole's padding
 
-        train = dataset.inter_matrix(form="coo").tocsr()
-        train.sum_duplicates()
-        train.data[:] = 1.0  # R is binary (spec 1.1) even if a pair repeats in the train file
-        self.train_csr = train
-        coo = train.tocoo()
-        users = torch.from_numpy(coo.row.astype(np.int64)).to(self.device)
-        items = torch.from_numpy(coo.col.astype(np.int64)).to(self.device)
+        users, items, self.train_csr = training_pairs(dataset, self.device)  # R binary (spec 1.1)
         ones = torch.ones(users.shape[0], device=self.device)
         self.norm_ui, self.norm_iu = bipartite_graphs(users, items, ones, self.n_users, self.n_items)
 
