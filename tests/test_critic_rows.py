@@ -204,3 +204,41 @@ def test_masked_scores_keep_each_rows_order_and_zero_training_items():
     assert torch.equal(scores[mask], torch.zeros(int(mask.sum())))
     assert rel_err(F.normalize(scores, dim=1), dense) < TOL
     assert torch.equal(torch.topk(scores, 5, dim=1).indices, torch.topk(dense, 5, dim=1).indices)
+
+
+def _released_literal(u_ui, u_sim_f, log_log_scale, real_data_tau, ui_pre_scale, uniforms):
+    """The released code's lines (main.py:350 and the fused injection), Python precedence and all."""
+    U = uniforms
+    u_ui = F.softmax(u_ui - log_log_scale * torch.log(-torch.log(U + 1e-8) + 1e-8) / real_data_tau, dim=1)
+    return F.normalize(u_ui + ui_pre_scale * u_sim_f, dim=1)
+
+
+@pytest.mark.parametrize("kappa", [0.0, 100.0])
+def test_released_real_rows_equal_the_literal_released_expression(kappa):
+    """Same uniforms (row-major over B x I), the released line itself as the reference."""
+    users, items, train, mask = problem(n_rows=10, n_items=300, seed=6, grad=False)
+    fused = generated_rows(users, items, train)
+    rows = real_rows(train, fused, 0.002, 1e-5, kappa, generator=torch.Generator().manual_seed(5), form="released")
+    uniforms = torch.rand((10, 300), generator=torch.Generator().manual_seed(5))
+    want = _released_literal(mask.float(), fused.to_dense(), 1e-5, 0.002, kappa, uniforms)
+    assert rel_err(rows.to_dense(), want) < 1e-6
+    weight = torch.randn(7, 300, generator=torch.Generator().manual_seed(1))
+    assert rel_err(rows.linear(weight), want @ weight.t()) < 1e-5
+
+
+def test_released_real_rows_are_nearly_uniform_unlike_tempered():
+    """Spec 1.6 (a): released rows put ~e/Z on each training item (Z ~ deg e + I - deg), tempered ~all mass."""
+    users, items, train, mask = problem(n_rows=10, n_items=300, seed=6, grad=False)
+    fused = generated_rows(users, items, train)
+    gen = torch.Generator().manual_seed(2)
+    released = real_rows(train, fused, 0.002, 1e-5, 0.0, generator=gen, form="released").to_dense()
+    tempered = real_rows(train, fused, 0.002, 1e-5, 0.0, generator=gen, form="tempered").to_dense()
+    # kappa = 0: normalised softmax rows; compare the softmax mass through the L1 share of the training items
+    for user in range(1, 10):
+        deg = int(mask[user].sum())
+        share = released[user][mask[user]].sum() / released[user].sum()
+        expected = deg * math.e / (deg * math.e + 300 - deg)
+        assert abs(share.item() - expected) < 0.01 * expected
+        assert tempered[user][~mask[user]].abs().max() == 0
+    with pytest.raises(ValueError, match="real_rows must be one of"):
+        real_rows(train, fused, 0.002, 1e-5, 100.0, form="paper")

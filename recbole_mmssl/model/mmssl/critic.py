@@ -16,6 +16,7 @@ from torch.autograd.function import once_differentiable
 from recbole_mmssl.model.mmssl.blas import linear, matmul, raw_mm
 from recbole_mmssl.model.common.dropout import IntMaskDropout
 from recbole_mmssl.model.mmssl.relation_rows import (
+    REAL_ROW_FORMS,
     DenseRows,
     RelationRows,
     cat_rows,
@@ -28,6 +29,7 @@ from recbole_mmssl.model.mmssl.relation_rows import (
 __all__ = [
     "Critic",
     "RelationRows",
+    "REAL_ROW_FORMS",
     "generated_rows",
     "real_rows",
     "cat_rows",

@@ -44,6 +44,7 @@ VARIANT_PRESETS = {
         "topk_exclude_train": False,
         "min_topk": 0,
         "max_modalities": 2,
+        "real_rows": "released",
     },
     "paper": {
         "attention": "multihead",
@@ -53,6 +54,7 @@ VARIANT_PRESETS = {
         "topk_exclude_train": True,
         "min_topk": 1,
         "max_modalities": 0,
+        "real_rows": "tempered",
     },
 }
 
@@ -99,6 +101,10 @@ class MMSSL(GeneralRecommender):
             config["critic_path"] = "fast"
         if config["attention"] not in ATTENTIONS:
             raise ValueError(f"MMSSL: attention must be one of {sorted(ATTENTIONS)}, got {config['attention']!r}.")
+        if config["real_rows"] not in critic_ops.REAL_ROW_FORMS:
+            raise ValueError(
+                f"MMSSL: real_rows must be one of {list(critic_ops.REAL_ROW_FORMS)}, got {config['real_rows']!r}."
+            )
         if config["critic_path"] not in ("fast", "dense"):
             raise ValueError(f"MMSSL: critic_path must be 'fast' or 'dense', got {config['critic_path']!r}.")
         for key in ("log_log_scale", "ui_pre_scale", "real_data_tau", "critic_slope"):
@@ -159,6 +165,7 @@ class MMSSL(GeneralRecommender):
         self.real_data_tau = config["real_data_tau"]
         self.ui_pre_scale = config["ui_pre_scale"]
         self.log_log_scale = config["log_log_scale"]
+        self.real_row_form = config["real_rows"]
         if self.n_layers is None or self.n_layers < 0:
             raise ValueError(f"MMSSL: n_layers must be >= 0, got {self.n_layers}.")
 
@@ -221,7 +228,9 @@ class MMSSL(GeneralRecommender):
                 self.relation_rows(h_u, h_i, users, train_rows) for h_u, h_i in zip(out.feat_user, out.feat_item)
             ])
         d_fake = critic(fake).mean()
-        real = critic_ops.real_rows(train_rows, fused, self.real_data_tau, self.log_log_scale, self.ui_pre_scale)
+        real = critic_ops.real_rows(
+            train_rows, fused, self.real_data_tau, self.log_log_scale, self.ui_pre_scale, form=self.real_row_form
+        )
         real = critic_ops.repeat_rows(real, len(self.modality_names))
         d_real = critic(real).mean()
         alpha = torch.rand(users.shape[0] * len(self.modality_names), 1, device=users.device)

@@ -1,8 +1,8 @@
 """MMSSL relation rows (spec 1.4, 1.6 (a)) in an exact structured form.
 
 Why: the critic's first layer (I -> I/4) dominates MMSSL on a CPU. Every row the critic sees is a
-masked low-rank product (generated rows), a value-sparse Gumbel softmax plus such a product (real
-rows), or a row-wise linear combination of those (concatenation, repetition, interpolation). So the
+masked low-rank product (generated rows), a value-sparse Gumbel softmax plus such a product (the
+``tempered`` real rows; the ``released`` ones are dense and stay a dense block), or a row-wise linear combination of those (concatenation, repetition, interpolation). So the
 product X @ W1^T can be formed from the factors without ever materialising the N x I block
 (spec "Speed"). ``to_dense()`` always evaluates the literal formula and is the reference.
 
@@ -535,20 +535,38 @@ def segment_softmax(logits: Tensor, rows: Tensor, n_rows: int) -> Tensor:
     return expo / total[rows]
 
 
-def real_rows(train_rows: Tensor, fused: RelationRows, tau_r: float, eps: float, kappa: float,
-              generator=None) -> RelationRows:
-    """X_r = norm(softmax_row((R + eps*g)/tau_r) + kappa * S_f) (spec 1.6 (a)), detached.
+#: Forms of the Gumbel-perturbed "real" rows (spec 1.6 (a)); the ``real_rows`` config key.
+REAL_ROW_FORMS = ("released", "tempered")
 
-    Sparse (exact in value) when ``sparse_softmax_is_exact``; else the dense formula for this call.
-    Noise is drawn only where it can matter: one uniform per entry of ``softmax_positions``
-    (sparse form), or per entry of the B x I block (dense form).
+
+def real_rows(train_rows: Tensor, fused: RelationRows, tau_r: float, eps: float, kappa: float,
+              generator=None, form: str = "tempered") -> RelationRows:
+    """X_r = norm(A + kappa * S_f) with A the Gumbel-perturbed training rows (spec 1.6 (a)), detached.
+
+    ``form`` chooses A:
+
+    - ``released``: A = softmax_row(R + (eps / tau_r) * g), the released code's line as Python's
+      precedence evaluates it (main.py:350): R at temperature 1, nearly uniform and dense, no
+      low-rank structure. Formed literally (B x I), so the critic's first layer is a dense product.
+    - ``tempered``: A = softmax_row((R + eps * g) / tau_r), the temperature on the whole logit as the
+      paper's Eq. 5 reads: its mass sits on the training items, value-sparse (exact in float32 when
+      ``sparse_softmax_is_exact``; else formed densely for this call), so it takes the structured path.
+
+    Uniforms are drawn row-major over the B x I block for ``released`` (the released code's
+    ``torch.rand`` of the same shape), and one per entry of ``softmax_positions`` for ``tempered``.
     """
+    if form not in REAL_ROW_FORMS:
+        raise ValueError(f"real_rows must be one of {REAL_ROW_FORMS}, got {form!r}.")
     if tau_r <= 0 or eps < 0:
         raise ValueError(f"real_rows needs tau_r > 0 and eps >= 0, got tau_r={tau_r}, eps={eps}.")
     with torch.no_grad():
         fused = DenseRows(fused) if isinstance(fused, Tensor) else fused.detach()
         train_rows = _check_train_rows(train_rows, fused.n_rows, fused.n_items)
         device = train_rows.device
+        if form == "released":
+            noise = gumbel_noise((fused.n_rows, fused.n_items), generator, device)
+            soft = torch.softmax(train_rows.to_dense() + (eps / tau_r) * noise, dim=1)
+            return DenseRows(F.normalize(soft + kappa * fused.to_dense(), dim=1))
         if sparse_softmax_is_exact(fused.n_items, tau_r, eps):
             rows, cols, is_train = softmax_positions(train_rows, fused.n_items)
             noise = gumbel_noise(rows.shape, generator, device)
