@@ -92,3 +92,53 @@ def empty_graphs(model):
         state[f"graph_{name}_users"], state[f"graph_{name}_items"] = empty, empty
         state[f"graph_{name}_values"] = torch.zeros(0)
     model.load_other_parameter(state)
+
+
+# -- literal references (plain torch, dense) for the forward and loss tests ---------------------------
+
+
+def multihead_attention_reference(views, w_q, w_k, w_cat, n_heads):
+    """Paper attention across modalities (spec "Variants"), head by head and modality by modality.
+
+    Head h of query modality m: q = (E^m W_q)[:, h-th slice], k_p = (E^p W_k)[:, h-th slice] for
+    every key modality p, a = softmax_p(<q, k_p> / sqrt(d/H)), head = sum_p a_p E^p (the key
+    modality's full view); the H heads concatenated times W_cat give Z^m; the output is mean_m Z^m.
+    Returns (output (N, d), [Z^m]).
+    """
+    d = w_q.shape[0]
+    d_h = d // n_heads
+    per_modality = []
+    for query in views:
+        heads = []
+        for h in range(n_heads):
+            cols = slice(h * d_h, (h + 1) * d_h)
+            q = query @ w_q[:, cols]
+            scores = torch.stack([(q * (key @ w_k[:, cols])).sum(1) for key in views], dim=1) / d_h**0.5
+            weights = torch.softmax(scores, dim=1)  # over the key modalities
+            heads.append(sum(weights[:, p:p + 1] * key for p, key in enumerate(views)))
+        per_modality.append(torch.cat(heads, dim=1) @ w_cat)
+    return sum(per_modality) / len(per_modality), per_modality
+
+
+def load_random_graphs(model, seed=0, n_pairs=150):
+    """Give every modality its own count matrix: random (user, item) pairs over real ids, duplicates
+    included (they are summed), some users and items left without edges."""
+    gen = torch.Generator().manual_seed(seed)
+    state = model.other_parameter()
+    for k, name in enumerate(model.modality_names):
+        users = torch.randint(1, model.n_users - 5, (n_pairs,), generator=gen)
+        items = torch.randint(1, model.n_items - 3, (n_pairs,), generator=gen)
+        users[:10], items[:10] = users[10:20], items[10:20]  # ten duplicated pairs
+        state[f"graph_{name}_users"], state[f"graph_{name}_items"] = users, items
+        state[f"graph_{name}_values"] = torch.ones(n_pairs)
+    model.load_other_parameter(state)
+
+
+def l2_rows(x):
+    """F.normalize written out: x / max(||x||, 1e-12) per row."""
+    return x / x.pow(2).sum(1, keepdim=True).sqrt().clamp_min(1e-12)
+
+
+def literal_rows(user, item, train_mask):
+    """S = norm((P_u P_i^T) * (1 - R)) (spec 1.4) on dense tensors."""
+    return l2_rows((user @ item.t()) * (1.0 - train_mask))

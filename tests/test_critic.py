@@ -4,7 +4,16 @@ import copy
 
 import pytest
 import torch
-from _critic_util import grads, problem, rel_err
+from _critic_util import (
+    DropoutMasks,
+    assert_grads_match,
+    critic_reference,
+    grads,
+    penalty_reference,
+    perturb_critic,
+    problem,
+    rel_err,
+)
 from torch import nn
 
 from recbole_mmssl.model.mmssl.critic import (
@@ -208,3 +217,63 @@ def test_bad_inputs_name_the_problem():
         Critic(7)
     with pytest.raises(ValueError, match="gp_method"):
         Critic(N_ITEMS, gp_method="fastest")
+
+
+# -- both paths against a reference written without the Critic class -------------------------------
+
+
+@pytest.mark.parametrize("path", ["fast", "dense"])
+@pytest.mark.parametrize("slope,drop", [(1.0, 0.0), (0.2, 0.0), (1.0, None), (0.2, None)])
+def test_scores_and_gradients_equal_a_plain_torch_reference(path, slope, drop):
+    """D([S_v; S_t]) on structured rows (fast) or their dense block: scores, row-factor gradients and
+    every critic gradient equal Linear -> LeakyReLU -> BN(train) -> Dropout -> ... -> 100 sigmoid in
+    plain torch with the critic's weights and the masks it drew (drop None = the released rates)."""
+    rates = {} if drop is None else {"drop1": drop, "drop2": drop}
+    torch.manual_seed(0)
+    critic = perturb_critic(Critic(N_ITEMS, slope=slope, fast=path == "fast", **rates)).train()
+    (users_v, items_v, train_v, _), (users_t, items_t, train_t, _) = problem(seed=1), problem(seed=2)
+    leaves = [users_v, items_v, users_t, items_t]
+    rows = cat_rows([generated_rows(users_v, items_v, train_v), generated_rows(users_t, items_t, train_t)])
+    with DropoutMasks(critic) as masks:
+        torch.manual_seed(123)
+        scores = critic(rows)
+    (-scores.mean()).backward()
+    if drop is None:  # the masks really drop (about 31% and 50% of the entries)
+        assert 0.2 < (masks.calls[0] == 0).float().mean() < 0.42 and 0.38 < (masks.calls[1] == 0).float().mean() < 0.62
+    params = list(critic.parameters())
+    want = critic_reference(critic, rows.to_dense(), slope, masks.pair(0))
+    want_grads = torch.autograd.grad(-want.mean(), leaves + params)
+    assert scores.shape == (24,) and 0 < want.min() and want.max() < 100
+    assert rel_err(scores, want) < 1e-5
+    for got, ref in zip(grads(leaves), want_grads[:4]):
+        assert rel_err(got, ref) < 1e-4
+    assert_grads_match(critic, want_grads[4:], 1e-4)
+
+
+@pytest.mark.parametrize("path", ["fast", "dense"])
+@pytest.mark.parametrize("gp_method", ["gram", "dense"])
+@pytest.mark.parametrize("slope,drop", [(1.0, None), (0.2, 0.0), (0.2, None)])
+def test_gradient_penalty_equals_autograd_on_dense_rows(path, gp_method, slope, drop):
+    """The WGAN-GP term on interpolates of [X_r; X_r] and [S_v; S_t] equals mean (||dD/dx|| - 1)^2
+    with dD/dx from torch.autograd.grad through the plain-torch critic on the dense rows (same
+    dropout masks), and so do the critic's gradients of it (the double backward)."""
+    rates = {} if drop is None else {"drop1": drop, "drop2": drop}
+    torch.manual_seed(0)
+    critic = perturb_critic(Critic(N_ITEMS, slope=slope, fast=path == "fast", gp_method=gp_method, **rates))
+    critic.train()
+    problems = [problem(seed=s, grad=False) for s in (3, 4, 5)]
+    fused = generated_rows(*problems[0][:3])
+    real = repeat_rows(real_rows(problems[0][2], fused, 0.02, 1e-5, 100.0,
+                                 generator=torch.Generator().manual_seed(0)), 2)
+    fake = cat_rows([generated_rows(*p[:3]) for p in problems[1:]])
+    alpha = torch.rand(24, 1, generator=torch.Generator().manual_seed(1))
+    rows = interpolate(real, fake, alpha)
+    with DropoutMasks(critic) as masks:
+        torch.manual_seed(321)
+        penalty = critic.gradient_penalty(rows)
+    penalty.backward()
+    dense = alpha * real.to_dense() + (1 - alpha) * fake.to_dense()
+    want = penalty_reference(critic, dense, slope, masks.pair(0))
+    assert want.item() > 1e-3  # the gradients are not all of norm 1: the check can fail
+    assert rel_err(penalty, want) < 1e-5
+    assert_grads_match(critic, torch.autograd.grad(want, list(critic.parameters())), 1e-4)

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from _model_util import multihead_attention_reference
 
 from recbole_mmssl.model.common.graph_ops import bipartite_graphs, propagate, row_normalized
 from recbole_mmssl.model.common.losses import info_nce
@@ -58,6 +59,35 @@ def test_multihead_attention_mixes_modalities_and_degenerate_does_not():
     weights = multi.attention_weights(torch.stack(views))
     assert weights.shape == (5, 2, 2, 2)
     torch.testing.assert_close(weights.sum(-1), torch.ones(5, 2, 2))
+
+
+@pytest.mark.parametrize("n_mod,n_heads", [(2, 2), (3, 4)])
+def test_multihead_attention_equals_per_head_reference(n_mod, n_heads):
+    """Outputs, per-modality Z^m, attention weights and the gradients of W_q, W_k and W_cat equal a
+    head-by-head, modality-by-modality computation (per-head Q/K slices, values from the key
+    modality, softmax over the key modalities)."""
+    torch.manual_seed(0)
+    multi = MultiHeadModalityAttention(dim=8, n_heads=n_heads)
+    with torch.no_grad():
+        multi.w_q.mul_(4.0)  # sharper scores, so that the softmax is far from uniform
+        multi.w_k.mul_(4.0)
+    views = [torch.randn(6, 8, requires_grad=True) for _ in range(n_mod)]
+    probe = torch.randn(6, 8)
+    params = [multi.w_q, multi.w_k, multi.w_cat]
+    want, want_per_modality = multihead_attention_reference(views, *params, n_heads)
+    got = multi(views)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(multi.per_modality(views), torch.stack(want_per_modality), rtol=1e-5, atol=1e-5)
+    weights = multi.attention_weights(torch.stack(views))  # (N, H, M_query, M_key)
+    assert weights.shape == (6, n_heads, n_mod, n_mod)
+    assert (weights.max(-1).values > 0.7).any()  # some head really prefers one modality
+    got_grads = torch.autograd.grad((got * probe).sum(), params + views)
+    want_grads = torch.autograd.grad((want * probe).sum(), params + views)
+    for got_grad, want_grad in zip(got_grads, want_grads):
+        torch.testing.assert_close(got_grad, want_grad, rtol=1e-4, atol=1e-5)
+    # W_q and W_k are live parameters here (the released attention's W_q is not)
+    for grad in got_grads[:2]:
+        assert grad.abs().max() > 1e-3 * got_grads[2].abs().max()
 
 
 def test_multihead_attention_single_modality_reduces_to_summed_wcat():

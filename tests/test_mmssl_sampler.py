@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from scipy.stats import chi2
 
 from recbole_mmssl.sampler import UserUniformSampler
 
@@ -79,3 +80,76 @@ def test_user_with_every_item_is_rejected_clearly():
     csr = sp.csr_matrix((np.ones(3), ([1, 1, 1], [1, 2, 3])), shape=(2, 4))
     with pytest.raises(ValueError, match="every item"):
         UserUniformSampler(csr, batch_size=1, device=torch.device("cpu"))
+
+
+# -- distribution checks (spec 1.6 "Sampling"), fixed seed, generous chi-square thresholds ---------
+
+P_MIN = 1e-4  # a correct sampler fails a check at this seed with probability about 1e-4
+
+
+def _chi_square_p(counts, expected):
+    """p-value of Pearson's chi-square for observed counts against expected counts (same shape)."""
+    counts, expected = np.asarray(counts, dtype=float), np.asarray(expected, dtype=float)
+    stat = ((counts - expected) ** 2 / expected).sum()
+    return chi2.sf(stat, counts.size - 1)
+
+
+def test_users_are_uniform_among_users_with_training_items():
+    """Users: B distinct per batch, only users with >= 1 training item, each equally often."""
+    csr = random_csr(n_users=40)
+    degree = np.diff(csr.indptr)
+    eligible = np.flatnonzero(degree > 0)
+    sampler = UserUniformSampler(csr, batch_size=7, device=torch.device("cpu"))
+    torch.manual_seed(11)
+    n_draws = 3000
+    batches = torch.stack([sampler.sample()[0] for _ in range(n_draws)])  # (draws, B)
+    assert all(row.unique().numel() == 7 for row in batches)
+    counts = np.bincount(batches.flatten().numpy(), minlength=csr.shape[0])
+    assert counts[degree == 0].sum() == 0 and (counts[eligible] > 0).all()
+    assert _chi_square_p(counts[eligible], np.full(eligible.size, n_draws * 7 / eligible.size)) > P_MIN
+    # without replacement, uniform: every slot of the batch is uniform too (no ordering bias)
+    first = np.bincount(batches[:, 0].numpy(), minlength=csr.shape[0])[eligible]
+    assert _chi_square_p(first, np.full(eligible.size, n_draws / eligible.size)) > P_MIN
+
+
+def test_positives_are_uniform_within_each_users_training_list():
+    csr = random_csr(n_users=12, n_items=30, seed=4)
+    degree = np.diff(csr.indptr)
+    eligible = np.flatnonzero(degree > 0)
+    sampler = UserUniformSampler(csr, batch_size=eligible.size, device=torch.device("cpu"))  # every user, every draw
+    torch.manual_seed(12)
+    n_draws = 2000
+    draws = [sampler.sample() for _ in range(n_draws)]
+    users = torch.cat([d[0] for d in draws]).numpy()
+    positives = torch.cat([d[1] for d in draws]).numpy()
+    stat, dof = 0.0, 0
+    for user in eligible:
+        items = csr.indices[csr.indptr[user]: csr.indptr[user + 1]]
+        got = positives[users == user]
+        assert got.size == n_draws and np.isin(got, items).all()
+        counts = np.array([(got == item).sum() for item in items])
+        stat += ((counts - n_draws / items.size) ** 2 / (n_draws / items.size)).sum()
+        dof += items.size - 1
+    assert dof > 20 and chi2.sf(stat, dof) > P_MIN
+
+
+def test_negatives_avoid_training_items_and_are_uniform_over_the_rest():
+    csr = random_csr(n_users=12, n_items=30, seed=5)
+    degree = np.diff(csr.indptr)
+    eligible = np.flatnonzero(degree > 0)
+    sampler = UserUniformSampler(csr, batch_size=eligible.size, device=torch.device("cpu"))
+    torch.manual_seed(13)
+    n_draws = 2000
+    draws = [sampler.sample() for _ in range(n_draws)]
+    users = torch.cat([d[0] for d in draws]).numpy()
+    negatives = torch.cat([d[2] for d in draws]).numpy()
+    stat, dof = 0.0, 0
+    for user in eligible:
+        train = csr.indices[csr.indptr[user]: csr.indptr[user + 1]]
+        allowed = np.setdiff1d(np.arange(1, csr.shape[1]), train)  # real items (padding 0 excluded)
+        got = negatives[users == user]
+        assert np.isin(got, allowed).all()
+        counts = np.bincount(got, minlength=csr.shape[1])[allowed]
+        stat += ((counts - n_draws / allowed.size) ** 2 / (n_draws / allowed.size)).sum()
+        dof += allowed.size - 1
+    assert chi2.sf(stat, dof) > P_MIN

@@ -139,3 +139,34 @@ def test_critic_is_frozen_only_during_the_generator_backward(data_dir):
     assert flags and not any(flags)
     assert all(p.requires_grad for p in trainer.critic.parameters())
     assert all(p.grad is None or p.grad.abs().sum() > 0 for p in trainer.critic.parameters())
+
+
+@pytest.mark.parametrize("variant", ["released", "paper"])
+def test_each_iteration_is_one_critic_step_then_one_generator_step(data_dir, variant):
+    """Spec 1.7: per iteration, sample, then one critic (D) optimiser step, then one model (G)
+    optimiser step; floor(n_train / B) + 1 iterations per epoch. The G step's forward already sees
+    the critic the D step of the same iteration produced."""
+    _, (train_data, _, _), model, trainer = build(data_dir, variant=variant)
+    events, sample = [], trainer.sampler.sample
+
+    def sampled():
+        events.append("S")
+        return sample()
+
+    trainer.sampler.sample = sampled
+    trainer.critic_optimizer.register_step_post_hook(lambda *_: events.append("D"))
+    trainer.optimizer.register_step_post_hook(lambda *_: events.append("G"))
+    critic_seen, original = [], model.generator_loss
+
+    def generator_loss(critic, *args):
+        critic_seen.append((len(events), critic.net[0].weight.detach().clone()))
+        return original(critic, *args)
+
+    model.generator_loss = generator_loss
+    trainer._train_epoch(train_data, 0)
+    n_train = sum(1 for line in (data_dir / "tiny" / "tiny.train.inter").read_text().splitlines()[1:] if line)
+    n_iter = n_train // 16 + 1
+    assert events == ["S", "D", "G"] * n_iter
+    assert [at for at, _ in critic_seen] == [3 * k + 2 for k in range(n_iter)]  # between D and G
+    assert not torch.equal(critic_seen[0][1], critic_seen[1][1])  # D moved between iterations
+    assert torch.equal(critic_seen[-1][1], trainer.critic.net[0].weight.detach())  # and not after G
