@@ -18,7 +18,8 @@ from torch.nn.utils.clip_grad import clip_grad_norm_
 from tqdm import tqdm
 
 from recbole_mmssl.checkpoint import TensorCheckpointMixin
-from recbole_mmssl.model.mmssl.blas import match_blas_threads, resolve_backend
+from recbole_mmssl import threads
+from recbole_mmssl.model.mmssl.blas import resolve_backend
 from recbole_mmssl.model.mmssl.critic import Critic
 from recbole_mmssl.sampler import UserUniformSampler
 
@@ -34,7 +35,7 @@ class MMSSLTrainer(TensorCheckpointMixin, Trainer):
         self.sampler = UserUniformSampler(model.train_csr, config["train_batch_size"], self.device)
         matmul = resolve_backend(config["critic_matmul"] or "auto", self.device)
         if self.device.type == "cpu":  # numpy's BLAS takes the critic's symmetric products on any backend
-            match_blas_threads(torch.get_num_threads())
+            self.logger.info(threads.apply())
         self.logger.info(f"MMSSL critic: {config['critic_path']} path, products through {matmul}'s BLAS")
         self.critic = Critic(
             model.n_real_items, config["critic_slope"], config["G_drop1"], config["G_drop2"],
@@ -93,6 +94,9 @@ class MMSSLTrainer(TensorCheckpointMixin, Trainer):
                 raise ValueError(f"Training loss is nan ({key} at epoch {epoch_idx})")
         for name in names:
             log[f"nnz_{name}"] = self.model.graphs.nnz(name)
+            users, items = self.model.graphs.coverage(name)
+            log[f"cover_users_{name}"] = users / max(self.model.n_active_users, 1)
+            log[f"cover_items_{name}"] = items / max(self.model.n_real_items, 1)
         log.update({f"time_{part}": value for part, value in seconds.items()})
         self.epoch_log = log
         if self.scheduler is not None:
@@ -128,7 +132,10 @@ class MMSSLTrainer(TensorCheckpointMixin, Trainer):
             f"{key}: {log[key]:.{places}f}"
             for key in ("loss", "bpr", "infonce", "g_adv", "d_real", "d_fake", "d_penalty")
         )
-        nnz = ", ".join(f"{name}: {log[f'nnz_{name}']}" for name in self.model.modality_names)
+        nnz = ", ".join(
+            f"{name}: {log[f'nnz_{name}']} (users {log[f'cover_users_{name}']:.1%}, items {log[f'cover_items_{name}']:.1%})"
+            for name in self.model.modality_names
+        )
         parts = ", ".join(f"{part} {log[f'time_{part}']:.2f}s" for part in PARTS)
         return (
             set_color(f"epoch {epoch_idx} training", "green")
@@ -137,7 +144,7 @@ class MMSSLTrainer(TensorCheckpointMixin, Trainer):
 
     def _add_train_loss_to_tensorboard(self, epoch_idx, losses, tag="Loss/Train"):
         for key, value in self.epoch_log.items():
-            group = "Time" if key.startswith("time_") else "Graph" if key.startswith("nnz_") else "Loss"
+            group = "Time" if key.startswith("time_") else "Graph" if key.startswith(("nnz_", "cover_")) else "Loss"
             self.tensorboard.add_scalar(f"{group}/{key}", value, epoch_idx)
 
     # -- checkpoint hooks (TensorCheckpointMixin) ------------------------------------------------

@@ -131,3 +131,34 @@ def test_invalid_settings_are_named():
         make_graphs(layout="diagonal")
     with pytest.raises(ValueError, match="T"):
         make_graphs(period=0)
+
+
+def test_window_for_coverage_matches_the_formula():
+    """1 - (1 - B/U)^T >= coverage at the chosen T and not at T - 1 (TikTok: B = 1024 of 9,298 users)."""
+    from recbole_mmssl.model.mmssl.mmssl import window_for_coverage
+
+    assert window_for_coverage(1024, 9298, 0.99) == 40
+    for batch, users, coverage in [(1024, 9298, 0.99), (64, 1000, 0.95), (16, 48, 0.999)]:
+        window = window_for_coverage(batch, users, coverage)
+        assert 1 - (1 - batch / users) ** window >= coverage > 1 - (1 - batch / users) ** (window - 1)
+    assert window_for_coverage(2048, 1000, 0.99) == 1
+
+
+def test_epoch_log_reports_graph_coverage(tmp_path):
+    """Paper's window comes from graph_coverage; the epoch log carries the users/items with edges."""
+    from _model_util import build
+
+    # B = 16 of 48 users: 1 - (2/3)^2 = 0.56 >= 0.5 > 1/3, so a window of 2 batches.
+    config, (train, _, _), model, trainer = build(tmp_path, graph_coverage=0.5, m_topk_rate=0.05)
+    assert model.graph_period == 2
+    trainer._train_epoch(train, 0)
+    log = trainer.epoch_log
+    for name in model.modality_names:
+        users, items = model.graphs.coverage(name)
+        assert 16 <= users <= 32  # each user keeps the pairs of its latest batch of the last two
+        assert log[f"cover_users_{name}"] == users / model.n_active_users
+        assert log[f"cover_items_{name}"] == items / model.n_real_items
+    line = trainer._generate_train_loss_output(0, 0.0, 1.0, None)
+    assert f"(users {log[f'cover_users_{model.modality_names[0]}']:.1%}" in line
+    config, _, released, _ = build(tmp_path, variant="released", T=3)
+    assert released.graph_period == 3

@@ -49,7 +49,7 @@ def test_released_graph_schedule_through_the_training_loop(data_dir, period, rat
 
 
 def test_paper_graphs_keep_every_recent_user(data_dir):
-    _, (train_data, _, _), model, trainer = build(data_dir, variant="paper", T=2)
+    _, (train_data, _, _), model, trainer = build(data_dir, variant="paper", graph_window=2)
     batches, sample = [], trainer.sampler.sample
     trainer.sampler.sample = lambda: batches.append(sample()) or batches[-1]
     trainer._train_epoch(train_data, 0)

@@ -60,14 +60,6 @@ def resolve_backend(backend: str, device) -> str:
     return "torch"
 
 
-def match_blas_threads(n_threads: int) -> None:
-    """Give numpy's BLAS the thread count torch uses (``torch.set_num_threads``), so one-thread runs
-    stay on one core."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=int(n_threads), user_api="blas")
-
-
 def _numpy_ready(a: Tensor, b: Tensor) -> bool:
     return a.device.type == "cpu" and a.dtype == torch.float32 and b.dtype == torch.float32 and b.device.type == "cpu"
 

@@ -82,6 +82,16 @@ class ModalityGraphs:
     def nnz(self, name):
         return self.graphs[name][0]._nnz()
 
+    def coverage(self, name):
+        """(users, items) with at least one modality edge in graph ``name``: counts of distinct ids.
+
+        Logged every epoch: a window too short for the batch size leaves most users without edges
+        (issue 12: T = 1 covered 11% of TikTok's users), and nothing else makes that visible.
+        """
+        users, items, values = self.counts[name]
+        present = values != 0
+        return int(torch.unique(users[present]).numel()), int(torch.unique(items[present]).numel())
+
     def will_append(self, batch_idx):
         """Whether ``observe(batch_idx, ...)`` takes top-k pairs (and so needs the dense rows)."""
         if self.k <= 0:

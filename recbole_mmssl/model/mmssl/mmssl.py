@@ -15,8 +15,10 @@ Training is adversarial (a critic step, then a generator step, per iteration) an
 losses and the modality graphs.
 """
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -57,6 +59,25 @@ VARIANT_PRESETS = {
         "real_rows": "tempered",
     },
 }
+
+
+def window_for_coverage(batch_size, n_users, coverage):
+    """Smallest window T (in batches) with 1 - (1 - B/U)^T >= coverage: the chance that a user drawn
+    B-of-U per batch was in one of the last T batches, i.e. has modality edges (spec "Variants")."""
+    share = min(1.0, batch_size / max(n_users, 1))
+    if share >= 1.0 or coverage <= 0:
+        return 1
+    return max(1, math.ceil(math.log(1.0 - min(coverage, 1.0 - 1e-12)) / math.log(1.0 - share)))
+
+
+def graph_period(config, n_users):
+    """Batches per modality-graph period: the released rebuild period ``T``, or the accumulate window
+    ``graph_window`` (null: the smallest one covering ``graph_coverage`` of the users)."""
+    if config["graph_schedule"] == "released":
+        return int(config["T"])
+    if config["graph_window"] is not None:
+        return int(config["graph_window"])
+    return window_for_coverage(int(config["train_batch_size"]), n_users, float(config["graph_coverage"]))
 
 
 @dataclass
@@ -138,15 +159,17 @@ class MMSSL(GeneralRecommender):
         self._init_weights()
 
         self.topk = max(int(self.n_real_items * config["m_topk_rate"]), int(config["min_topk"]))
+        self.n_active_users = int((np.diff(self.train_csr.indptr) > 0).sum())
+        self.graph_period = graph_period(config, self.n_active_users)
         self.graphs = ModalityGraphs(
             self.modality_names, users, items, self.n_users, self.n_items,
-            schedule=config["graph_schedule"], period=int(config["T"]), k=self.topk,
+            schedule=config["graph_schedule"], period=self.graph_period, k=self.topk,
             layout=config["pair_layout"], exclude_train=bool(config["topk_exclude_train"]),
         )
         self._eval_cache = None
         self.logger.info(
             f"MMSSL variant={config['variant']}: modalities {self.modality_names}, attention "
-            f"{config['attention']}, graphs {config['graph_schedule']} (T={config['T']}, k={self.topk}, "
+            f"{config['attention']}, graphs {config['graph_schedule']} (period {self.graph_period} batches, k={self.topk}, "
             f"{config['pair_layout']} pairs, train items {'excluded' if config['topk_exclude_train'] else 'kept'})"
         )
 
