@@ -81,11 +81,15 @@ def run_one(spec):
         def progress(epoch_idx, valid_score):
             print(f"PROGRESS epoch {epoch_idx} valid {spec['valid_metric']}={valid_score:.4f}", flush=True)
 
+        resume = spec.get("resume")
+        if resume:
+            record.update(resumed_from=resume["checkpoint"], resumed_at_epoch=resume["epoch"])
         result = run_recbole_mmssl(
             model=spec["model"], dataset=spec["dataset"], config_file_list=spec["config_files"],
             config_dict=_config_dict(spec), saved=True, callback_fn=progress, breakdown_k=spec.get("breakdown_k"),
+            resume=resume["checkpoint"] if resume else None,
         )
-        epochs = result["epochs"]
+        epochs = (resume["epochs"] if resume else []) + result["epochs"]
         scores = [e["valid_score"] for e in epochs]
         best = epochs[scores.index(max(scores))]["epoch"] if epochs else None
         train_seconds = [e["train_seconds"] for e in epochs if e["train_seconds"] is not None]
@@ -115,7 +119,33 @@ def run_one(spec):
 
 
 def _config_dict(spec):
-    return {"data_path": spec["data_path"], "seed": spec["seed"], "show_progress": False, **spec["overrides"]}
+    config = {"data_path": spec["data_path"], "seed": spec["seed"], "show_progress": False, **spec["overrides"]}
+    if spec.get("checkpoint_dir"):
+        config["checkpoint_dir"] = spec["checkpoint_dir"]
+    return config
+
+
+def resumable(checkpoint_dir, log_path):
+    """What an interrupted run left to continue from: its newest ``.last.pth`` in ``checkpoint_dir``
+    (the run's own folder) and the per-epoch validation scores and times its log printed up to it.
+
+    Returns None when there is nothing to continue (no folder, no last checkpoint).
+    """
+    from recbole_mmssl.checkpoint import load_checkpoint
+
+    if not checkpoint_dir or not os.path.isdir(checkpoint_dir):
+        return None
+    lasts = [os.path.join(checkpoint_dir, n) for n in os.listdir(checkpoint_dir) if n.endswith(".last.pth")]
+    if not lasts:
+        return None
+    last = max(lasts, key=os.path.getmtime)
+    done = int(load_checkpoint(last)["epoch"]) + 1  # epochs finished before the interruption
+    text = open(log_path).read() if os.path.exists(log_path) else ""
+    scores = [float(v) for v in re.findall(r"^PROGRESS epoch \d+ valid \S+=([0-9.]+)", text, flags=re.M)]
+    seconds = [float(v) for v in re.findall(r"epoch \d+ training \[time: ([0-9.]+)s", text)]
+    epochs = [{"epoch": e, "valid_score": scores[e] if e < len(scores) else float("nan"),
+               "train_seconds": seconds[e] if e < len(seconds) else None} for e in range(done)]
+    return {"checkpoint": last, "epoch": done, "epochs": epochs}
 
 
 def finalize_interrupted(spec, log_path):
@@ -169,9 +199,10 @@ def finalize_interrupted(spec, log_path):
 
 
 def launch(spec, log_path):
-    """Run one spec in a subprocess; stream its log to a file and its progress lines to stdout."""
+    """Run one spec in a subprocess; stream its log to a file (appended to when the run continues an
+    interrupted one) and its progress lines to stdout."""
     cmd = [sys.executable, os.path.abspath(__file__), "--one", json.dumps(spec)]
-    with open(log_path, "w") as log, subprocess.Popen(
+    with open(log_path, "a" if spec.get("resume") else "w") as log, subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=spec["cwd"]
     ) as proc:
         for line in proc.stdout:
@@ -197,6 +228,10 @@ def main(argv=None):
     parser.add_argument("--finalize-interrupted", action="store_true",
                         help="record runs that were stopped before early stopping (their log and best checkpoint "
                              "are still here) as 'interrupted', evaluating the saved best epoch on test")
+    parser.add_argument("--checkpoint_dir", default=os.path.join(os.path.expanduser("~"), ".cache", "recbole-mmssl",
+                                                                 "checkpoints"),
+                        help="where each run keeps its checkpoints (<dir>/<dataset>/<run>/), outside the checkout "
+                             "so that a fresh clone can continue an interrupted run from its .last.pth")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
@@ -223,13 +258,18 @@ def main(argv=None):
                 "label": label, "model": model, "overrides": overrides, "seed": seed, "dataset": args.dataset,
                 "data_path": data_path, "config_files": config_files, "out": out, "threads": args.threads,
                 "valid_metric": "Recall@20", "cwd": os.getcwd(), "breakdown_k": 20 if args.breakdown else None,
+                "checkpoint_dir": os.path.join(os.path.abspath(args.checkpoint_dir), args.dataset, run_id(label, seed)),
             }
             log_path = out[: -len(".json")] + ".log"
+            if not args.finalize_interrupted:
+                spec["resume"] = resumable(spec["checkpoint_dir"], log_path)
             if args.finalize_interrupted:
                 if os.path.exists(log_path) and finalize_interrupted(spec, log_path):
                     print(f"[{n}/{len(todo)}] {label} seed {seed}: recorded as interrupted", flush=True)
                 continue
-            print(f"[{n}/{len(todo)}] {label} seed {seed}: training ...", flush=True)
+            print(f"[{n}/{len(todo)}] {label} seed {seed}: "
+                  + (f"continuing after epoch {spec['resume']['epoch'] - 1} ..." if spec["resume"] else "training ..."),
+                  flush=True)
             started = time.time()
             code = launch(spec, log_path)
             if not os.path.exists(out):  # the child died before writing (killed, out of memory)

@@ -21,7 +21,7 @@ def setting(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["pytest"])
     results = tmp_path / "results"
     args = ["--dataset=tiny", f"--data_path={tmp_path}", "--models=BPR", "--seeds=5", "--threads=1",
-            f"--config_files={config}", f"--results={results}"]
+            f"--config_files={config}", f"--results={results}", f"--checkpoint_dir={tmp_path / 'ckpt'}"]
     return args, results
 
 
@@ -86,3 +86,31 @@ def test_the_plot_has_no_bar_for_a_setting_without_finished_runs(tmp_path, monke
     bars = saved[0].axes[0]
     assert [t.get_text() for t in bars.get_xticklabels()] == ["BPR"]
     assert sorted(p.get_height() for p in bars.patches) == pytest.approx([0.04, 0.09])  # one bar per metric
+
+
+def test_an_interrupted_run_continues_from_its_last_checkpoint(setting, tmp_path):
+    """A run killed after epoch 0 of 2 continues from its .last.pth (kept outside the results) and
+    ends like an uninterrupted run; the run file says it was resumed and from which epoch."""
+    import yaml
+
+    args, results = setting
+    config = [a for a in args if a.startswith("--config_files=")][0].split("=", 1)[1]
+    compare.main(args)
+    run_file = results / "runs" / "tiny" / "BPR__seed5.json"
+    uninterrupted = json.loads(run_file.read_text())
+    run_file.unlink()
+
+    one_epoch = tmp_path / "one_epoch.yaml"
+    one_epoch.write_text(yaml.safe_dump({**yaml.safe_load(open(config)), "epochs": 1}))
+    part = [a for a in args if not a.startswith(("--config_files=", "--checkpoint_dir="))]
+    part.append(f"--checkpoint_dir={tmp_path / 'ckpt_part'}")
+    compare.main(part + [f"--config_files={one_epoch}"])
+    assert json.loads(run_file.read_text())["n_epochs"] == 1
+    run_file.unlink()  # killed before its result was written: only the checkpoints and the log remain
+    compare.main(part + [f"--config_files={config}"])
+    record = json.loads(run_file.read_text())
+    assert record["status"] == "ok" and record["resumed_at_epoch"] == 1
+    assert record["resumed_from"].startswith(str(tmp_path / "ckpt_part" / "tiny" / "BPR__seed5"))
+    assert record["n_epochs"] == 2 and record["best_epoch"] == uninterrupted["best_epoch"]
+    assert record["valid_curve"] == pytest.approx(uninterrupted["valid_curve"], abs=1e-6)
+    assert record["test_result"] == pytest.approx(uninterrupted["test_result"], abs=1e-6)
