@@ -1,0 +1,123 @@
+r"""MMGCN: multi-modal graph convolution network.
+
+Reference:
+    Yinwei Wei, Xiang Wang, Liqiang Nie, Xiangnan He, Richang Hong, Tat-Seng Chua. "MMGCN:
+    Multi-modal Graph Convolution Network for Personalized Recommendation of Micro-video." In ACM MM
+    2019. Authors' code: github.com/weiyinwei/MMGCN; second reference: MMRec's ``src/models/mmgcn.py``.
+"""
+
+import torch
+import torch.nn.functional as F
+from recbole.model.abstract_recommender import GeneralRecommender
+from recbole.utils import InputType
+from torch import nn
+
+from recbole_mmssl.model.common.encoders import ModalityProjection
+from recbole_mmssl.model.common.graph_ops import propagate
+from recbole_mmssl.model.common.inputs import modality_features, training_pairs
+from recbole_mmssl.model.common.losses import bpr_loss
+from recbole_mmssl.model.common.scoring import DotProductScores
+
+
+def mean_adjacency(users, items, n_users, n_items):
+    """Sparse COO D^-1 A of the (U+I) bipartite graph: each node averages its neighbours (no self-loop).
+
+    MMGCN's mean aggregation (the authors' PyG MessagePassing with aggr='mean' over both edge
+    directions); nodes without neighbours get zero rows.
+    """
+    rows = torch.cat([users, items + n_users])
+    cols = torch.cat([items + n_users, users])
+    n = n_users + n_items
+    degree = torch.zeros(n, device=rows.device).index_add_(0, rows, torch.ones_like(rows, dtype=torch.float))
+    values = 1.0 / degree[rows]
+    return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n), check_invariants=False).coalesce()
+
+
+class ModalityGCN(nn.Module):
+    """One modality's graph: user preferences next to projected item features, L aggregation +
+    combination layers (paper Eq. 1-2 and 5-7)."""
+
+    def __init__(self, n_users, in_dim, dim, n_layers, concat):
+        super().__init__()
+        self.concat = concat
+        self.preference = nn.Parameter(nn.init.xavier_normal_(torch.empty(n_users, in_dim)))  # u_m
+        widths = [in_dim] + [dim] * (n_layers - 1)
+        self.conv = nn.ParameterList(nn.Parameter(nn.init.xavier_normal_(torch.empty(w, w))) for w in widths)
+        self.linear = nn.ModuleList(nn.Linear(w, dim) for w in widths)
+        self.combine = nn.ModuleList(nn.Linear(w + dim if concat else w, dim) for w in widths)
+        for layer in self.linear:
+            nn.init.xavier_normal_(layer.weight)
+        nn.init.xavier_normal_(self.combine[0].weight)  # the authors leave later combination layers at torch's default
+
+    def forward(self, item_features, id_embedding, graph):
+        x = F.normalize(torch.cat([self.preference, item_features], dim=0), dim=1)
+        for conv, linear, combine in zip(self.conv, self.linear, self.combine):
+            h = F.leaky_relu(propagate(graph, x @ conv))  # aggregation layer
+            x_hat = F.leaky_relu(linear(x)) + id_embedding  # Eq. 5: modality + ID
+            if self.concat:
+                x = F.leaky_relu(combine(torch.cat([h, x_hat], dim=1)))
+            else:
+                x = F.leaky_relu(combine(h) + x_hat)
+        return x
+
+
+class MMGCN(DotProductScores, GeneralRecommender):
+    r"""MMGCN (Wei et al., ACM MM 2019): one user-item GCN per modality, representations summed.
+
+    Per modality m, item features are projected (``dim_latent``) and stacked under learned
+    modality-specific user preferences; each layer aggregates neighbours (mean) and combines the
+    result with the node's own representation and its shared ID embedding. The final user and item
+    representations are the sum over modalities (paper Eq. 8; the authors' code averages, which only
+    rescales scores); BPR loss plus the authors' L2 term on the batch ID embeddings and the user
+    preferences. Items without a modality's feature row get a zero projected row (so a zero input
+    row in that modality's graph; their ID embedding still enters through Eq. 5).
+
+    Deviations from the authors' code, which are bugs there: the ID embeddings and preferences are
+    trained (there they are non-leaf ``.cuda()`` copies the optimiser never sees), the preferences
+    of every modality are regularised (there only the visual one), ``n_layers`` is honoured (there
+    three layers are hard-coded) and ``concat`` is a boolean (there the string 'False', i.e. true).
+    """
+
+    input_type = InputType.PAIRWISE
+    requires_modalities = True
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.embedding_size = config["embedding_size"]
+        self.n_layers = config["n_layers"]
+        self.reg_weight = config["reg_weight"]
+        if self.n_layers < 1:
+            raise ValueError(f"MMGCN: n_layers must be >= 1, got {self.n_layers}.")
+
+        users, items, _ = training_pairs(dataset, self.device)
+        self.graph = mean_adjacency(users, items, self.n_users, self.n_items)
+        names, features, masks = modality_features(dataset, self.device)
+        self.modality_names = names
+        self.projection = ModalityProjection(names, features, masks, config["dim_latent"])
+        self.id_embedding = nn.Parameter(
+            nn.init.xavier_normal_(torch.empty(self.n_users + self.n_items, self.embedding_size))
+        )
+        self.gcns = nn.ModuleList(
+            ModalityGCN(self.n_users, config["dim_latent"], self.embedding_size, self.n_layers, bool(config["concat"]))
+            for _ in names
+        )
+
+    def forward(self):
+        """(U+I, d): the sum over modalities of each modality GCN's output."""
+        projected = self.projection()
+        return sum(gcn(feats, self.id_embedding, self.graph) for gcn, feats in zip(self.gcns, projected))
+
+    def calculate_loss(self, interaction):
+        users = interaction[self.USER_ID]
+        pos, neg = interaction[self.ITEM_ID] + self.n_users, interaction[self.NEG_ITEM_ID] + self.n_users
+        out = self.forward()
+        loss = bpr_loss(out[users], out[pos], out[neg])
+        id_u, id_p, id_n = self.id_embedding[users], self.id_embedding[pos], self.id_embedding[neg]
+        # the authors' mean over (user, pos) and (user, neg) rows of id_u^2 + id_i^2, plus mean(pref^2)
+        reg = (2 * id_u.pow(2) + id_p.pow(2) + id_n.pow(2)).mean() / 2
+        reg = reg + sum(gcn.preference.pow(2).mean() for gcn in self.gcns)
+        return loss + self.reg_weight * reg
+
+    def score_tables(self):
+        out = self.forward()
+        return out[: self.n_users], out[self.n_users:]
