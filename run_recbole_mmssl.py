@@ -5,21 +5,26 @@
     python run_recbole_mmssl.py --dataset=tiktok --config_files=a.yaml,b.yaml --learning_rate=1e-3
     python run_recbole_mmssl.py --resume=saved/MMSSL-xxx.last.pth --dataset=tiktok
 
-Any other ``--key=value`` is a RecBole/MMSSL config override, read by RecBole's Config as usual.
+Any other ``--key=value`` is a RecBole/MMSSL config override; unknown keys and bad values are refused
+before any data is loaded. Errors print ``error:`` / ``fix:`` lines and exit with code 2 (``--debug``
+shows the traceback); Ctrl-C exits with 130 after printing the command that continues the run.
 """
 
 import argparse
+import os
 import sys
 
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.cli import ArgumentParser, check_output_folder, config_overrides, run_cli
 from recbole_mmssl.quick_start import results_table, run_recbole_mmssl
 
 DEFAULT_MODEL = "MMSSL"
 DEFAULT_DATASET = "ml-100k"
+PROG = "run_recbole_mmssl.py"
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    parser = ArgumentParser(prog=PROG, description=__doc__, allow_abbrev=False,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", "-m", default=DEFAULT_MODEL, help="MMSSL or any RecBole general model")
     parser.add_argument("--dataset", "-d", default=DEFAULT_DATASET, help="dataset folder name under data_path")
     parser.add_argument("--config_files", default=None, help="comma-separated yaml files, as in RecBole")
@@ -27,20 +32,35 @@ def parse_args(argv=None):
     parser.add_argument("--breakdown", default=None, help="write results by user/item group to this path prefix "
                         "(e.g. results/tiktok_MMSSL_breakdown -> .md and .png)")
     parser.add_argument("--breakdown_k", type=int, default=20)
-    args, _ = parser.parse_known_args(argv)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
+    return parser
+
+
+def parse_args(argv=None):
+    args, _ = build_parser().parse_known_args(argv)
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    config_files = args.config_files.split(",") if args.config_files else None
-    try:
-        result = run_recbole_mmssl(
-            model=args.model, dataset=args.dataset, config_file_list=config_files, resume=args.resume,
-            breakdown_k=args.breakdown_k if args.breakdown else None,
-        )
-    except DataError as err:  # bad or missing data: the message names the file and the fix
-        sys.exit(f"error: {err}")
+def command_prefix():
+    """How the user started this script (for the command that continues an interrupted run)."""
+    script = sys.argv[0] if os.path.basename(sys.argv[0]) == PROG else PROG
+    return ["python", script]
+
+
+def _main(argv):
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    cmd_args = config_overrides(extra, PROG)
+    config_files = [p.strip() for p in args.config_files.split(",") if p.strip()] if args.config_files else None
+    if args.breakdown:
+        check_output_folder(os.path.dirname(os.path.abspath(args.breakdown)), "--breakdown")
+    if args.breakdown_k < 1:
+        parser.error(f"--breakdown_k must be at least 1, got {args.breakdown_k}")
+    result = run_recbole_mmssl(
+        model=args.model, dataset=args.dataset, config_file_list=config_files, resume=args.resume,
+        breakdown_k=args.breakdown_k if args.breakdown else None, cmd_args=cmd_args,
+        command_line=command_prefix() + list(argv),
+    )
     print(f"\n{result['model']} on {result['dataset']} (validation: best epoch; test: full ranking)")
     print(results_table(result["best_valid_result"], result["test_result"]))
     if args.breakdown:
@@ -50,7 +70,13 @@ def main(argv=None):
         print("breakdown:", ", ".join(paths))
     if result["saved_model_file"]:
         print(f"checkpoint: {result['saved_model_file']}")
+    return 0
+
+
+def main(argv=None):
+    """The command: returns its exit code (0, 2 for a user error, 130 for Ctrl-C)."""
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

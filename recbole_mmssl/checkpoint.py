@@ -1,4 +1,4 @@
-"""Checkpoints of tensors and plain data only, for every trainer the plugin runs.
+"""Checkpoints of tensors and plain data only, for every trainer the plugin runs, and safe resuming.
 
 RecBole pickles its whole Config into checkpoints; torch>=2.6 refuses to load those with
 ``weights_only=True`` (the default), and a pickle can run code. The mixin below replaces RecBole's
@@ -9,15 +9,41 @@ written at the end of every epoch (so Ctrl-C or a crash loses at most the runnin
 Two files per run: ``saved/<Model>-<time>.pth`` holds the best epoch on validation (RecBole's
 meaning, used by ``evaluate``), ``saved/<Model>-<time>.last.pth`` the last finished epoch (used by
 ``--resume``). Both are complete: either can be evaluated or resumed.
+
+A run never writes over another run's files. A new run claims its file name when it starts (a
+second run started in the same second gets ``<Model>-<time>-1.pth``), and every checkpoint records
+its run (a random id), the dataset's fingerprint and the config. ``--resume`` continues a run only
+when nothing that shapes training differs: same model, dataset name, data (fingerprint of the
+loaded interactions, id maps and features) and settings (all but :data:`RESUMABLE_KEYS`); otherwise
+it refuses, listing every difference, before anything is written.
 """
 
+import hashlib
+import itertools
 import os
+import pickle
 import random
+import re
+import shlex
+import uuid
+
 import numpy as np
 import torch
 from recbole.utils import set_color
 
+from recbole_mmssl.data.errors import DataError
+
 FORMAT_VERSION = 1
+
+# Settings that may change when a run is continued: how long and how patiently it trains, where
+# files are, how much it prints, implementation choices with the same maths, and the seed (the RNG
+# states themselves are restored from the checkpoint).
+RESUMABLE_KEYS = {
+    "epochs", "stopping_step", "seed", "show_progress", "state", "data_path", "checkpoint_dir", "gpu_id", "use_gpu",
+    "eval_batch_size", "worker", "log_wandb", "wandb_project", "loss_decimal_place", "metric_decimal_place",
+    "feature_cache", "critic_matmul", "critic_path", "save_dataset", "save_dataloaders", "dataset_save_path",
+    "dataloaders_save_path",
+}
 
 
 def last_checkpoint_path(best_path):
@@ -53,6 +79,41 @@ def _is_plain(value):
     return False
 
 
+def dataset_fingerprint(dataset):
+    """What identifies a loaded dataset for resuming: sha256 over its interactions (internal ids, in
+    file order), the token of every internal id, the split sizes, and every feature tensor; plus counts
+    for the message. Cheap (one pass over arrays already in memory)."""
+    digest = hashlib.sha256()
+
+    def add(name, data):
+        digest.update(name.encode() + b"\0")
+        digest.update(data)
+
+    inter = dataset.inter_feat  # a DataFrame until RecBole's data_preparation, then an Interaction
+    for field in sorted(inter.columns):
+        add(f"inter:{field}", _column_bytes(inter[field]))
+    for field in (dataset.uid_field, dataset.iid_field):
+        add(f"tokens:{field}", "\x1f".join(map(str, dataset.field2id_token[field])).encode())
+    add("splits", repr(list(getattr(dataset, "file_size_list", None) or [])).encode())
+    item_feat = getattr(dataset, "item_feat", None)
+    if item_feat is not None:
+        for field in sorted(item_feat.columns):
+            add(f"item:{field}", _column_bytes(item_feat[field]))
+    for name in getattr(dataset, "modality_names", None) or []:
+        add(f"modality:{name}", dataset.modality_features[name].numpy().tobytes())
+        add(f"mask:{name}", dataset.modality_masks[name].numpy().tobytes())
+    return {"sha256": digest.hexdigest(), "users": int(dataset.user_num - 1), "items": int(dataset.item_num - 1),
+            "interactions": int(len(inter))}
+
+
+def _column_bytes(column):
+    """The bytes of one column of a DataFrame or Interaction (sequence fields: each row's values)."""
+    values = column.numpy() if isinstance(column, torch.Tensor) else column.to_numpy()
+    if values.dtype == object:
+        return b"\x1e".join(np.asarray(v).tobytes() for v in values)
+    return np.ascontiguousarray(values).tobytes()
+
+
 def rng_state():
     """torch, numpy and python RNG states as tensors and plain data."""
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
@@ -81,29 +142,120 @@ def atomic_save(state, path):
     os.replace(tmp, path)
 
 
+_RETRAIN = "pass a saved/<Model>-<time>.pth or .last.pth written by run_recbole_mmssl.py, or train again"
+
+
 def load_checkpoint(path, device="cpu"):
-    """Load a plugin checkpoint; a RecBole pickle gets a clear message instead of an unpickling error."""
+    """Load a plugin checkpoint (onto the CPU; callers move tensors where they need them).
+
+    Every file that is not one (missing, empty, a folder, a RecBole pickle, another torch file) is a
+    DataError saying which and why. ``device`` is accepted for compatibility and not used: RNG states
+    must stay on the CPU, and loading never needs a GPU.
+    """
+    path = str(path)
+    if not os.path.exists(path):
+        raise DataError(path, "checkpoint not found", _RETRAIN)
+    if os.path.isdir(path):
+        raise DataError(path, "is a folder, not a checkpoint file", _RETRAIN)
+    if os.path.getsize(path) == 0:
+        raise DataError(path, "is an empty file (0 bytes): the run that made it stopped before its first "
+                              "epoch was saved, or the file was not copied completely", _RETRAIN)
     try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Checkpoint not found: {path}") from None
-    except Exception as err:  # torch raises UnpicklingError (and others) for non-weights-only files
-        raise ValueError(
-            f"{path} is not a recbole-mmssl checkpoint (tensors and plain data only): {err}. "
-            "Checkpoints written by RecBole's own trainer are pickles and are not loaded, "
-            "since loading them can run code; retrain through run_recbole_mmssl.py."
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
+        if not found:  # not a pickle of objects: not a file torch.save wrote at all
+            raise DataError(path, "is not a recbole-mmssl checkpoint (not a file written by torch.save)",
+                            _RETRAIN) from None
+        holds = f"a Python object of type {found.group(1)}"
+        raise DataError(
+            path,
+            f"is not a recbole-mmssl checkpoint (tensors and plain data only): it holds {holds}. Checkpoints "
+            "written by RecBole's own trainer are pickles and are not loaded, since loading them can run code",
+            "retrain through run_recbole_mmssl.py",
         ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path} is not a recbole-mmssl checkpoint (format {FORMAT_VERSION}).")
+    except Exception as err:  # noqa: BLE001 - torch raises many types for files that are not its own
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
+        raise DataError(path, f"is not a recbole-mmssl checkpoint ({type(err).__name__}: {first})",
+                        _RETRAIN) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION or "config" not in state:
+        raise DataError(path, f"is not a recbole-mmssl checkpoint (format {FORMAT_VERSION})", _RETRAIN)
     return state
+
+
+def _peek_run(path):
+    """The run id recorded in checkpoint ``path`` (memory-mapped: only the small fields are read)."""
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        raise ValueError("not a recbole-mmssl checkpoint")
+    return state.get("run")
+
+
+def _show(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _same(a, b):
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b  # True == 1 in Python, not as a setting
+    return a == b
+
+
+def resume_differences(state, config, fingerprint=None):
+    """Everything that keeps ``state`` from being continued as the run ``config`` describes.
+
+    One line per difference: model, dataset name, data fingerprint, then every setting outside
+    :data:`RESUMABLE_KEYS` (``epochs`` may grow, files may move).
+    """
+    saved, now = state["config"], plain_config(config)
+    diffs = []
+    for key in ("model", "dataset"):
+        if saved.get(key) != now.get(key):
+            diffs.append(f"{key}: the checkpoint's is {saved.get(key)!r}, this run's is {now.get(key)!r}")
+    data = state.get("data")
+    if fingerprint and data and data.get("sha256") != fingerprint["sha256"]:
+        def counts(f):
+            return f"{f['users']} users x {f['items']} items, {f['interactions']} interactions"
+
+        diffs.append(f"data: the checkpoint was trained on other data ({counts(data)}, fingerprint "
+                     f"{data['sha256'][:12]}) than this run loaded ({counts(fingerprint)}, fingerprint "
+                     f"{fingerprint['sha256'][:12]})")
+    only_saved, only_now = [], []
+    for key in sorted(set(saved) | set(now)):
+        if key in ("model", "dataset") or key in RESUMABLE_KEYS:
+            continue
+        if key not in now:
+            only_saved.append(key)
+        elif key not in saved:
+            only_now.append(key)
+        elif not _same(saved[key], now[key]):
+            diffs.append(f"`{key}`: checkpoint {_show(saved[key])}, now {_show(now[key])}")
+    if only_saved:
+        diffs.append(f"settings only the checkpoint has: {', '.join(only_saved)}")
+    if only_now:
+        diffs.append(f"settings only this run has: {', '.join(only_now)}")
+    return diffs
 
 
 class TensorCheckpointMixin:
     """Replace RecBole's pickled checkpoints with tensor-only ones; write a resumable last epoch.
 
     Subclasses add their own state through ``_extra_checkpoint_state`` /
-    ``_load_extra_checkpoint_state`` (MMSSL: the critic and its optimiser).
+    ``_load_extra_checkpoint_state`` (MMSSL: the critic and its optimiser). Callers may set
+    ``dataset_fingerprint`` (recorded and checked on resume) and ``command_line`` (the argv of the
+    command, so that Ctrl-C prints the whole command that continues the run).
     """
+
+    dataset_fingerprint = None
+    command_line = None
+    run_id = None
+    _resumed = False
+    _claimed = None
 
     def _extra_checkpoint_state(self):
         return {}
@@ -114,6 +266,8 @@ class TensorCheckpointMixin:
     def _checkpoint_state(self, epoch):
         return {
             "format": FORMAT_VERSION,
+            "run": self.run_id,
+            "data": self.dataset_fingerprint,
             "config": plain_config(self.config),
             "epoch": epoch,
             "cur_step": self.cur_step,
@@ -144,33 +298,105 @@ class TensorCheckpointMixin:
     def _save_last_checkpoint(self, epoch):
         atomic_save(self._checkpoint_state(epoch), last_checkpoint_path(self.saved_model_file))
 
-    def resume_checkpoint(self, resume_file):
-        """Continue a run where its checkpoint stopped: same epoch, optimiser, RNG and best so far."""
-        state = load_checkpoint(str(resume_file), self.device)
-        if state["config"]["model"].lower() != self.config["model"].lower():
-            raise ValueError(
-                f"{resume_file} was trained with model {state['config']['model']}, "
-                f"not {self.config['model']}: pass --model={state['config']['model']}."
+    def _claim_run_files(self):
+        """Reserve this new run's file names: never those of another run (even one started this second).
+
+        The best-epoch file is created empty (O_EXCL, so two processes cannot both get it) and is
+        filled by the first save; it is removed again if the run stops before that.
+        """
+        root, ext = os.path.splitext(self.saved_model_file)
+        os.makedirs(os.path.dirname(self.saved_model_file) or ".", exist_ok=True)
+        for n in itertools.count():
+            path = f"{root}{'' if n == 0 else f'-{n}'}{ext}"
+            if os.path.exists(last_checkpoint_path(path)):
+                continue
+            try:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            except FileExistsError:
+                continue
+            break
+        self.saved_model_file = self._claimed = path
+        self.run_id = uuid.uuid4().hex
+
+    def _release_empty_claim(self):
+        if self._claimed and os.path.isfile(self._claimed) and os.path.getsize(self._claimed) == 0:
+            os.unlink(self._claimed)
+
+    def resume_checkpoint(self, resume_file, state=None):
+        """Continue a run where its checkpoint stopped: same epoch, optimiser, RNG and best so far.
+
+        Refuses (DataError, every difference listed) a checkpoint of another model, dataset, data or
+        setting, and one whose run files now belong to another run. Nothing is written before these
+        checks pass.
+        """
+        resume_file = str(resume_file)
+        state = state if state is not None else load_checkpoint(resume_file)
+        diffs = resume_differences(state, self.config, self.dataset_fingerprint)
+        if diffs:
+            raise DataError(
+                resume_file,
+                f"cannot continue this run: {diffs[0]}" + "".join(f"\n  and {d}" for d in diffs[1:]),
+                "resume with the model, dataset and settings the checkpoint was trained with (only "
+                f"{', '.join(sorted(RESUMABLE_KEYS & {'epochs', 'stopping_step', 'data_path', 'checkpoint_dir'}))} "
+                "and output settings may change), or start a new run without --resume",
             )
-        self.start_epoch = state["epoch"] + 1
+        start_epoch = state["epoch"] + 1
+        best_file = state["best_model_file"]
+        for target in (best_file, last_checkpoint_path(best_file)):
+            if os.path.realpath(target) == os.path.realpath(resume_file) or not os.path.isfile(target):
+                continue
+            try:
+                owner = _peek_run(target) if os.path.getsize(target) else state.get("run")
+            except Exception:  # noqa: BLE001 - any unreadable file is not this run's
+                owner = object()
+            if owner != state.get("run"):
+                raise DataError(target, f"is not a checkpoint of the run of {resume_file}; continuing that run "
+                                        "would write over it",
+                                "move that file away, or resume from the checkpoint of the run it belongs to")
+        try:
+            self.model.load_state_dict(state["state_dict"])
+            self.model.load_other_parameter(state["other_parameter"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self._load_extra_checkpoint_state(state["extra"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            first = str(err).strip().splitlines()[0]
+            raise DataError(resume_file, f"cannot be loaded into this run's model: {first}",
+                            "resume with the code, model and settings the checkpoint was trained with") from None
+        self.start_epoch = start_epoch
         self.cur_step = state["cur_step"]
         self.best_valid_score = state["best_valid_score"]
         self.best_valid_result = state["best_valid_result"]
-        self.saved_model_file = state["best_model_file"]
-        self.model.load_state_dict(state["state_dict"])
-        self.model.load_other_parameter(state["other_parameter"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self._load_extra_checkpoint_state(state["extra"])
+        self.saved_model_file = best_file
+        os.makedirs(os.path.dirname(best_file) or ".", exist_ok=True)
+        self.run_id = state.get("run")
+        self._resumed = True
         set_rng_state(state["rng"])
         self._pending_loader_rng = state["rng"].get("train_loader")
         self.logger.info(f"Checkpoint {resume_file} loaded. Resume training from epoch {self.start_epoch}")
 
     def load_model_from(self, model_file):
         """Load the model parameters (and graphs, for MMSSL) of a checkpoint for evaluation."""
-        state = load_checkpoint(model_file, self.device)
+        state = load_checkpoint(model_file)
         self.model.load_state_dict(state["state_dict"])
         self.model.load_other_parameter(state["other_parameter"])
         self.logger.info(f"Loading model structure and parameters from {model_file}")
+
+    def resume_command(self, last):
+        """The command that continues this run from ``last``: the original command with --resume
+        replaced, or just the flag when the trainer was not started by a command."""
+        if not self.command_line:
+            return f"--resume={last}"
+        args, skip = [], False
+        for arg in self.command_line:
+            if skip:
+                skip = False
+                continue
+            if arg == "--resume":
+                skip = True
+                continue
+            if not arg.startswith("--resume="):
+                args.append(arg)
+        return shlex.join(args + [f"--resume={last}"])
 
     def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
         self._train_loader = train_data
@@ -178,6 +404,14 @@ class TensorCheckpointMixin:
         if pending is not None and getattr(train_data, "generator", None) is not None:
             train_data.generator.set_state(pending)
             self._pending_loader_rng = None
+        if saved and not self._resumed and self._claimed is None:
+            self._claim_run_files()
+        if self._resumed and self.start_epoch >= self.epochs:
+            # RecBole would save the current (last) model over the best epoch's file here.
+            self.logger.warning(f"The resumed run already trained {self.start_epoch} of {self.epochs} epoch(s): "
+                                "nothing left to train (pass --epochs=N to train longer); its best epoch is kept.")
+            self.eval_collector.data_collect(train_data)
+            return self.best_valid_score, self.best_valid_result
 
         def end_of_epoch(epoch_idx, valid_score):
             self._add_valid_result_to_tensorboard(epoch_idx)
@@ -191,10 +425,18 @@ class TensorCheckpointMixin:
                 train_data, valid_data, verbose=verbose, saved=saved,
                 show_progress=show_progress, callback_fn=end_of_epoch,
             )
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
+            self._release_empty_claim()
             last = last_checkpoint_path(self.saved_model_file)
-            if saved and os.path.exists(last):
-                self.logger.warning(f"Interrupted. The last finished epoch is in {last}; continue with --resume={last}")
+            if saved and os.path.isfile(last) and os.path.getsize(last) > 0:
+                self.logger.warning(f"Interrupted. The last finished epoch is in {last}; continue with: "
+                                    f"{self.resume_command(last)}")
+            else:
+                self.logger.warning("Interrupted before the first epoch was saved: there is nothing to continue from.")
+            err.reported = True  # recbole_mmssl.cli: this one warning is all the user needs
+            raise
+        except BaseException:
+            self._release_empty_claim()
             raise
 
     def _valid_epoch(self, valid_data, show_progress=False):

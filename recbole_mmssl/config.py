@@ -1,4 +1,4 @@
-"""RecBole's Config, taught to find the plugin's models and property files.
+"""RecBole's Config, taught to find the plugin's models and property files, and to refuse bad settings.
 
 RecBole only reads its own ``properties/`` folder and only knows its own models. The plugin adds,
 in this order of priority (lowest first, as RecBole does for its own files):
@@ -9,20 +9,51 @@ in this order of priority (lowest first, as RecBole does for its own files):
 4. ``recbole_mmssl/properties/dataset/<dataset>.yaml``; a block named after the model inside it
    (``MMSSL: {learning_rate: ...}``) applies to that model only, so per-dataset hyper-parameters of
    MMSSL never leak into the baselines run on the same dataset;
-5. the user's config files, config dict and command line, as in RecBole.
+5. the user's config files, config dict and command-line overrides (``cmd_args``), as in RecBole.
+
+Unlike RecBole's Config, this one reads command-line overrides only from ``cmd_args`` (the commands
+pass theirs), never from ``sys.argv`` behind the caller's back: a Ray worker's, pytest's or another
+script's own flags are not settings. Values given as text are parsed as Python literals, never
+evaluated (a checkpoint's stored config must not be able to run code).
+
+Every setting the user gives is checked before any data is loaded (:meth:`Config.check_user_keys`):
+a key that no RecBole option, model, dataset or plugin file defines is refused with the closest
+valid name, unless the user declares it with ``extra_keys: [name, ...]``; known keys get their type
+and range checked (learning rates > 0, integer epochs >= 1, ``variant`` in its set, ...). Errors name
+the key and where its value came from (the command line, or the config file and line).
 
 A model class may define ``resolve_config(config)``: it is called last, so that keys left null can
 be derived from others (MMSSL fills its variant-dependent switches this way).
 """
 
+import ast
+import difflib
+import glob
+import math
+import numbers
 import os
+import re
+import sys
+from functools import lru_cache
 
 import yaml
 from recbole.config import Config as RecBoleConfig
 
+from recbole_mmssl.data.errors import ConfigError, DataError, UsageError
 from recbole_mmssl.registry import PLUGIN_MODELS, get_model
 
 PROPERTIES_DIR = os.path.join(os.path.dirname(os.path.realpath(__file__)), "properties")
+PACKAGE_DIR = os.path.dirname(os.path.realpath(__file__))
+EXTRA_KEYS = "extra_keys"  # the user's declaration of free-form keys (see README, "Errors")
+# Set by RecBole itself or by the commands, never defined in a yaml file.
+DERIVED_KEYS = {
+    "model", "dataset", "config_files", EXTRA_KEYS, "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "device",
+    "single_spec", "local_rank", "world_size", "nproc", "offset", "ip", "port", "valid_metric_bigger",
+    "train_neg_sample_args", "valid_neg_sample_args", "test_neg_sample_args",
+    # the plugin commands' own flags (they never reach the config, but are not typos either)
+    "resume", "breakdown", "breakdown_k", "debug",
+}
+_CONFIG_READ = re.compile(r"""config(?:\.final_config_dict)?(?:\[|\.get\()\s*["']([A-Za-z_]\w*)["']""")
 
 
 def plugin_property_files(model, dataset):
@@ -35,27 +66,356 @@ def plugin_property_files(model, dataset):
     return [path for path in candidates if os.path.isfile(path)]
 
 
-class Config(RecBoleConfig):
-    """RecBole configuration that knows the plugin's models and property files."""
+# ----------------------------------------------------------------------------- known keys
 
+def _yaml_keys(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def _keys_read_in_source(folder, models=None):
+    """Keys read as ``config["key"]`` in the code under ``folder``: outside its ``model/`` folder
+    (``models=False``, settings of the whole run) or inside it (``models=True``, of some model)."""
+    keys = set()
+    model_dir = os.path.join(folder, "model") + os.sep
+    for path in glob.glob(os.path.join(folder, "**", "*.py"), recursive=True):
+        if models is not None and path.startswith(model_dir) != models:
+            continue
+        try:
+            with open(path, encoding="utf-8") as f:
+                keys.update(_CONFIG_READ.findall(f.read()))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return keys
+
+
+@lru_cache(maxsize=None)
+def _recbole_keys():
+    """(general keys, {model: its yaml keys}, keys read by model code) of the installed RecBole."""
+    import recbole
+    from recbole.utils import dataset_arguments, evaluation_arguments, general_arguments, training_arguments
+
+    root = os.path.dirname(recbole.__file__)
+    general = set(general_arguments) | set(training_arguments) | set(evaluation_arguments) | set(dataset_arguments)
+    general |= set(_yaml_keys(os.path.join(root, "properties", "overall.yaml")))
+    for path in glob.glob(os.path.join(root, "properties", "dataset", "*.yaml")):
+        if not os.path.basename(path).endswith("url.yaml"):  # download URLs, keyed by dataset name
+            general |= set(_yaml_keys(path))
+    for path in glob.glob(os.path.join(root, "properties", "quick_start_config", "*.yaml")):
+        general |= set(_yaml_keys(path))
+    general |= _keys_read_in_source(root, models=False)
+    per_model = {
+        os.path.splitext(os.path.basename(path))[0]: set(_yaml_keys(path))
+        for path in glob.glob(os.path.join(root, "properties", "model", "*.yaml"))
+    }
+    return frozenset(general), per_model, frozenset(_keys_read_in_source(root, models=True))
+
+
+def known_keys():
+    """(general keys, {model: keys}, keys some model's code reads) known right now: RecBole's plus
+    every plugin property file and the plugin's code.
+
+    The plugin's files are read on every call: models and keys are added to ``properties/`` while
+    the package is installed (editable), and a key in any of them is a known key.
+    """
+    general, recbole_models, model_code = _recbole_keys()
+    general = set(general) | DERIVED_KEYS | _keys_read_in_source(PACKAGE_DIR, models=False)
+    model_code = set(model_code) | _keys_read_in_source(PACKAGE_DIR, models=True)
+    per_model = {model: set(keys) for model, keys in recbole_models.items()}
+    general |= set(_yaml_keys(os.path.join(PROPERTIES_DIR, "overall.yaml")))
+    for path in glob.glob(os.path.join(PROPERTIES_DIR, "model", "*.yaml")):
+        model = os.path.splitext(os.path.basename(path))[0]
+        per_model.setdefault(model, set()).update(_yaml_keys(path))
+    for path in glob.glob(os.path.join(PROPERTIES_DIR, "dataset", "*.yaml")):
+        for key, value in _yaml_keys(path).items():
+            if isinstance(value, dict) and _is_model_name(key):
+                per_model.setdefault(key, set()).update(value)
+            else:
+                general.add(key)
+    return general, per_model, model_code
+
+
+def model_names():
+    """Every model name the plugin can run (for "did you mean")."""
+    _, per_model, _ = _recbole_keys()
+    return sorted(set(PLUGIN_MODELS) | set(per_model))
+
+
+def closest(name, candidates):
+    """The candidate closest to ``name`` (case-insensitive first), or None."""
+    lowered = {c.lower(): c for c in candidates}
+    if str(name).lower() in lowered:
+        return lowered[str(name).lower()]
+    match = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[match[0]] if match else None
+
+
+# ----------------------------------------------------------------------------- value checks
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+class Check:
+    """Type and range of one key: ``kind`` number | int | bool | choice | str | strs."""
+
+    def __init__(self, kind, low=None, high=None, low_open=False, high_open=False, choices=None, null=False,
+                 choices_attr=None):
+        self.kind, self.low, self.high = kind, low, high
+        self.low_open, self.high_open = low_open, high_open
+        self.choices, self.null, self.choices_attr = choices, null, choices_attr
+
+    def describe(self, choices=None):
+        choices = choices or self.choices
+        if self.kind == "bool":
+            text = "True or False"
+        elif self.kind == "choice":
+            text = "one of " + ", ".join(repr(c) for c in choices)
+        elif self.kind == "str":
+            text = "a text"
+        elif self.kind == "strs":
+            text = "a list of names"
+        else:
+            text = "an integer" if self.kind == "int" else "a number"
+            bounds = []
+            if self.low is not None:
+                bounds.append(f"{'>' if self.low_open else '>='} {self.low}")
+            if self.high is not None:
+                bounds.append(f"{'<' if self.high_open else '<='} {self.high}")
+            text += (" " + " and ".join(bounds)) if bounds else ""
+        return text + (" (or null)" if self.null else "")
+
+    def normalise(self, value, choices=None):
+        """The value to use, or raise ValueError(description of what was expected)."""
+        choices = choices or self.choices
+        if value is None and self.null:
+            return value
+        expected = ValueError(self.describe(choices))
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise expected
+            return value
+        if self.kind == "choice":
+            if isinstance(value, str) and value.lower() in {str(c).lower() for c in choices}:
+                return value
+            raise expected
+        if self.kind == "str":
+            if not isinstance(value, str):
+                raise expected
+            return value
+        if self.kind == "strs":
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise expected
+            return value
+        if not _is_number(value) or not math.isfinite(float(value)):
+            raise expected
+        if self.kind == "int":
+            if float(value) != int(value):
+                raise expected
+            value = int(value)
+        for bound, is_open, below in ((self.low, self.low_open, True), (self.high, self.high_open, False)):
+            if bound is None:
+                continue
+            bad = (value <= bound if is_open else value < bound) if below else \
+                (value >= bound if is_open else value > bound)
+            if bad:
+                raise expected
+        return value
+
+
+_NUMBER_GE0 = Check("number", low=0)
+_RATE = Check("number", low=0, high=1, high_open=True)
+CHECKS = {
+    "learning_rate": Check("number", low=0, low_open=True),
+    "D_lr": Check("number", low=0, low_open=True),
+    "epochs": Check("int", low=1),
+    "train_batch_size": Check("int", low=1),
+    "eval_batch_size": Check("int", low=1),
+    "stopping_step": Check("int", low=1),
+    "eval_step": Check("int", low=0),
+    "seed": Check("int"),
+    "embedding_size": Check("int", low=1),
+    "head_num": Check("int", low=1),
+    "n_layers": Check("int", low=0),
+    "T": Check("int", low=1),
+    "graph_window": Check("int", low=1, null=True),
+    "graph_coverage": Check("number", low=0, high=1),
+    "real_rows": Check("choice", choices=("released", "tempered"), null=True),
+    "weight_decay": _NUMBER_GE0,
+    "drop_rate": _RATE, "G_drop1": _RATE, "G_drop2": _RATE,
+    "tau": Check("number", low=0, low_open=True),
+    "real_data_tau": Check("number", low=0, low_open=True),
+    "m_topk_rate": Check("number", low=0, high=1),
+    "cl_rate": _NUMBER_GE0, "G_rate": _NUMBER_GE0, "gp_rate": _NUMBER_GE0, "feat_reg_decay": _NUMBER_GE0,
+    "model_cat_rate": _NUMBER_GE0, "id_cat_rate": _NUMBER_GE0, "ui_pre_scale": _NUMBER_GE0,
+    "log_log_scale": _NUMBER_GE0,
+    "critic_slope": Check("number", low=0, null=True),
+    "min_topk": Check("int", low=0, null=True),
+    "max_modalities": Check("int", low=0, null=True),
+    "variant": Check("choice", choices=("paper", "released"), choices_attr="VARIANT_PRESETS"),
+    "attention": Check("choice", choices=("degenerate", "multihead"), null=True, choices_attr="ATTENTIONS"),
+    "graph_schedule": Check("choice", choices=("released", "accumulate"), null=True),
+    "pair_layout": Check("choice", choices=("tiled", "aligned"), null=True),
+    "critic_path": Check("choice", choices=("fast", "dense"), null=True),
+    "critic_matmul": Check("choice", choices=("auto", "torch", "numpy"), null=True),
+    "topk_exclude_train": Check("bool", null=True),
+    "learner": Check("choice", choices=("adam", "adamw", "sgd", "adagrad", "rmsprop", "sparse_adam")),
+    "state": Check("choice", choices=("INFO", "DEBUG", "WARNING", "ERROR", "CRITICAL")),
+    "show_progress": Check("bool"), "reproducibility": Check("bool"), "use_gpu": Check("bool"),
+    "allow_missing_features": Check("bool"), "feature_cache": Check("bool"), "scheduler_step": Check("bool"),
+    "repeatable": Check("bool"), "shuffle": Check("bool"), "log_wandb": Check("bool"),
+    "data_path": Check("str"), "checkpoint_dir": Check("str"),
+    "benchmark_filename": Check("strs", null=True),
+    EXTRA_KEYS: Check("strs"),
+}
+
+
+def _metric_names():
+    from recbole.evaluator.register import metric_information, metrics_dict
+
+    topk_based = {name for name, need in metric_information.items() if "rec.topk" in need or "rec.items" in need}
+    return {name: cls.__name__ for name, cls in metrics_dict.items()}, topk_based
+
+
+def parse_cli_value(text):
+    """A command-line or config-dict string as RecBole reads it, but parsed, never evaluated."""
+    if not isinstance(text, str):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        lowered = text.strip().lower()
+        return True if lowered == "true" else False if lowered == "false" else text
+    return value if isinstance(value, (str, int, float, list, tuple, dict, bool, type(None))) else text
+
+
+# ----------------------------------------------------------------------------- config files
+
+def read_config_file(path, loader):
+    """A user config file as ({key: value}, {key: line}); every problem names the file (and line)."""
+    fix = "give existing yaml files of `key: value` lines, comma-separated: --config_files=a.yaml,b.yaml"
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(path, "config file not found", fix) from None
+    except IsADirectoryError:
+        raise DataError(path, "is a folder, not a config file", fix) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(f"{path} line {line}", f"not UTF-8 text (byte {err.start})",
+                        "save the config file as UTF-8") from None
+    try:
+        node = yaml.compose(text, Loader=loader)
+        values = yaml.load(text, Loader=loader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        opened = getattr(err, "context_mark", None)
+        where = f"{path} line {mark.line + 1}" if mark is not None else path
+        problem = " ".join(str(p) for p in (getattr(err, "context", None), getattr(err, "problem", None)) if p)
+        if opened is not None and mark is not None and opened.line != mark.line:
+            problem += f"; the construct starts on line {opened.line + 1}"
+        raise DataError(where, f"not valid YAML ({problem or err})",
+                        "fix the syntax at that line (a config file holds `key: value` lines)") from None
+    if values is None:
+        return {}, {}
+    if not isinstance(values, dict):
+        raise DataError(path, f"holds a YAML {type(values).__name__}, not `key: value` lines", fix)
+    lines = {}
+    for key_node, _ in node.value:
+        key, line = key_node.value, key_node.start_mark.line + 1
+        if key in lines:
+            raise DataError(f"{path} line {line}", f"`{key}` is set twice (lines {lines[key]} and {line}); "
+                                                   "the later value would win without a word",
+                            "keep one of the two lines")
+        lines[key] = line
+    return values, lines
+
+
+# ----------------------------------------------------------------------------- the Config
+
+class Config(RecBoleConfig):
+    """RecBole configuration that knows the plugin's models and property files and checks its input.
+
+    ``cmd_args``: ``--key=value`` overrides (highest priority). ``strict=False`` skips the checks of
+    unknown keys and values (a checkpoint's own stored config, validated when it was trained).
+    """
+
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None,
+                 strict=True):
+        self._cmd_args = list(cmd_args or [])
+        self._strict = strict
+        self.key_sources = {}
+        self.notes = []  # warnings for the log (keys that do nothing for this model)
+        super().__init__(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+
+    # -- reading the user's input, remembering where each key came from ------------------------
+    def _convert_config_dict(self, config_dict):
+        return {key: parse_cli_value(value) for key, value in config_dict.items()}
+
+    def _load_config_files(self, file_list):
+        merged = {}
+        for path in file_list or []:
+            values, lines = read_config_file(path, self.yaml_loader)
+            merged.update(values)
+            self.key_sources.update({key: f"{path} line {line}" for key, line in lines.items()})
+        return merged
+
+    def _load_variable_config_dict(self, config_dict):
+        values = self._convert_config_dict(config_dict) if config_dict else {}
+        self.key_sources.update({key: "config dict" for key in values})
+        return values
+
+    def _load_cmd_line(self):
+        raw = {}
+        for arg in self._cmd_args:
+            key, found, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+            if not found or not key:
+                raise UsageError(arg, "a config override is written --key=value", f"write it as --{key or 'key'}=VALUE")
+            if key in raw and raw[key] != value:
+                raise UsageError(f"--{key}", f"given twice with different values ({raw[key]!r} and {value!r})",
+                                 "give it once")
+            raw[key] = value
+        self.key_sources.update({key: f"command line --{key}={value}" for key, value in raw.items()})
+        return self._convert_config_dict(raw)
+
+    def source_of(self, key):
+        """Where the user set ``key`` (command line, file and line, config dict), or None for a default."""
+        return self.key_sources.get(key)
+
+    # -- model and dataset ---------------------------------------------------------------------
     def _get_model_and_dataset(self, model, dataset):
         if model is None:
             model = self.external_config_dict.get("model")
             if model is None:
-                raise KeyError(
-                    "No model given: pass --model=NAME (MMSSL or any RecBole model), "
-                    "or set `model` in a config file or config dict."
-                )
+                raise ConfigError("model", "no model given",
+                                  "pass --model=NAME (MMSSL or any RecBole model), or set `model` in a config file")
         if isinstance(model, str):
-            model_class = get_model(model)
+            try:
+                model_class = get_model(model)
+            except ValueError:
+                near = closest(model, model_names())
+                raise ConfigError("model", f"Unknown model {model!r}" + (f"; did you mean `{near}`?" if near else ""),
+                                  f"pass --model={near or 'MMSSL'} (MMSSL, another plugin model, or a RecBole model "
+                                  "such as LightGCN, SGL, NCL, BPR)", self.source_of("model")) from None
         else:
             model_class, model = model, model.__name__
         if dataset is None:
             dataset = self.external_config_dict.get("dataset")
             if dataset is None:
-                raise KeyError(
-                    "No dataset given: pass --dataset=NAME, or set `dataset` in a config file or dict."
-                )
+                raise ConfigError("dataset", "no dataset given",
+                                  "pass --dataset=NAME, or set `dataset` in a config file")
+        if not isinstance(dataset, str) or not dataset.strip() or dataset in (".", "..") \
+                or "/" in dataset or "\\" in dataset:
+            raise ConfigError("dataset", f"{dataset!r} is not a dataset name (a folder name under data_path)",
+                              "pass the folder's name and its parent separately: --dataset=NAME --data_path=DIR",
+                              self.source_of("dataset"))
         return model, model_class, dataset
 
     def _load_internal_config_dict(self, model, model_class, dataset):
@@ -74,15 +434,148 @@ class Config(RecBoleConfig):
                 known = self.parameters["Dataset"]
                 known += [key for key in values if key not in known]
 
+    # -- checks, before any data is loaded -------------------------------------------------------
+    def _get_final_config_dict(self):
+        final = super()._get_final_config_dict()
+        if self._strict:
+            self.check_user_keys(final)
+        return final
+
+    def _error(self, key, problem, fix):
+        return ConfigError(key, problem, fix, self.source_of(key))
+
+    def check_user_keys(self, final):
+        """Refuse unknown keys and bad values among the keys the user set (``final`` is updated)."""
+        user_keys = [key for key in self.external_config_dict if key not in ("model", "dataset")]
+        declared = self.external_config_dict.get(EXTRA_KEYS) or []
+        if EXTRA_KEYS in self.external_config_dict:
+            final[EXTRA_KEYS] = self._checked(EXTRA_KEYS, declared, CHECKS[EXTRA_KEYS])
+        general, per_model, model_code = known_keys()
+        every = general.union(model_code, *per_model.values())
+        unknown = [key for key in user_keys if key not in every and key not in declared]
+        if unknown:
+            raise self._unknown_keys_error(unknown, every)
+        own = per_model.get(self.model, set())
+        for key in user_keys:
+            if key not in general and key not in own and key not in declared:
+                owners = sorted(m for m, keys in per_model.items() if key in keys)
+                if owners:
+                        self.notes.append(
+                        f"`{key}` ({self.source_of(key)}) is a setting of {', '.join(owners[:5])}"
+                        f"{' ...' if len(owners) > 5 else ''}, not of {self.model}: it has no effect here.")
+        module = sys.modules.get(getattr(self.model_class, "__module__", ""), None)
+        for key in user_keys:
+            value = final[key]
+            check = CHECKS.get(key)
+            if check is not None:
+                choices = getattr(module, check.choices_attr, None) if check.choices_attr else None
+                if check.choices_attr and choices is None:
+                    continue  # e.g. `variant` of a model that does not say its set: its own code checks it
+                final[key] = self._checked(key, value, check, sorted(choices) if choices else None)
+            else:
+                self._check_like_default(key, value)
+        if {"topk", "metrics", "valid_metric"} & set(user_keys):
+            self._check_metrics(final)
+
+    def _unknown_keys_error(self, unknown, every):
+        parts = []
+        for key in unknown:
+            near = closest(key, every)
+            parts.append(f"`{key}`" + (f" (did you mean `{near}`?)" if near else ""))
+        first = unknown[0]
+        near = closest(first, every)
+        problem = "unknown key" + (f"; did you mean `{near}`?" if near else "")
+        if len(unknown) > 1:
+            problem += f"; other unknown keys: {', '.join(parts[1:])}"
+        return ConfigError(
+            first, problem,
+            (f"use `{near}`" if near else "check the spelling against the model's and RecBole's yaml files")
+            + f"; a free-form key of your own must be declared in a config file: `{EXTRA_KEYS}: [{first}]`",
+            self.source_of(first))
+
+    def _checked(self, key, value, check, choices=None):
+        try:
+            return check.normalise(value, choices)
+        except ValueError as err:
+            default = self.internal_config_dict.get(key)
+            hint = f" (default: {default!r})" if default is not None else ""
+            raise self._error(key, f"expected {err}, got {value!r}", f"set `{key}` to {err}{hint}") from None
+
+    def _check_like_default(self, key, value):
+        """Keys without a declared check: a number where the default is a number, a bool for a bool."""
+        default = self.internal_config_dict.get(key)
+        if isinstance(default, bool):
+            if not isinstance(value, bool) and value is not None:
+                raise self._error(key, f"expected True or False, got {value!r}",
+                                  f"set `{key}` to True or False (default: {default!r})")
+        elif _is_number(default) and value is not None:
+            if not _is_number(value) or (isinstance(value, float) and math.isnan(value)):
+                raise self._error(key, f"expected a number, got {value!r}",
+                                  f"set `{key}` to a number (default: {default!r})")
+
+    def _check_metrics(self, final):
+        names, topk_based = _metric_names()
+        topk = final["topk"]
+        ks = topk if isinstance(topk, list) else [topk]
+        if not ks or not all(_is_number(k) and float(k) == int(k) and k >= 1 for k in ks):
+            raise self._error("topk", f"expected a positive integer or a list of them, got {topk!r}",
+                              "set `topk` to e.g. [10, 20, 50]")
+        metrics = final["metrics"]
+        metrics = [metrics] if isinstance(metrics, str) else metrics
+        if not isinstance(metrics, list) or not metrics:
+            raise self._error("metrics", f"expected a list of metric names, got {metrics!r}",
+                              "set `metrics` to e.g. [Recall, NDCG]")
+        for metric in metrics:
+            if str(metric).lower() not in names:
+                near = closest(metric, names.values())
+                raise self._error("metrics", f"unknown metric {metric!r}" + (f"; did you mean `{near}`?" if near else ""),
+                                  f"use RecBole's metric names: {', '.join(sorted(names.values()))}")
+        valid = final["valid_metric"]
+        computed = []
+        for metric in metrics:
+            name = str(metric).lower()
+            computed += [f"{name}@{int(k)}" for k in ks] if name in topk_based else [name]
+        if not isinstance(valid, str) or valid.lower() not in computed:
+            key = "valid_metric" if self.source_of("valid_metric") else ("topk" if self.source_of("topk") else "metrics")
+            raise self._error(key, f"valid_metric {valid!r} is not among the computed metrics "
+                                   f"({', '.join(computed[:12])}{' ...' if len(computed) > 12 else ''}); training "
+                                   "would stop at the first validation",
+                              "make `valid_metric` one of `metrics` at one of the `topk` cut-offs, e.g. Recall@20 "
+                              "with 20 in topk")
+
+    # -- RecBole's defaults and the model's own resolution ---------------------------------------
     def _set_default_parameters(self):
         data_root = self.final_config_dict["data_path"]
-        super()._set_default_parameters()
+        if not isinstance(data_root, str):
+            raise self._error("data_path", f"expected a folder path, got {data_root!r}", "set `data_path` to a folder")
+        try:
+            super()._set_default_parameters()
+        except (ValueError, TypeError, NotImplementedError, RuntimeError) as err:
+            raise ConfigError("configuration", f"RecBole refused it: {err}",
+                              "correct the setting this names (see RecBole's documentation of it)") from None
         # RecBole redirects ml-100k to the ratings-only copy inside its wheel; the plugin's
         # ml-100k is the multimodal copy built under data_path (see data/default_dataset.py).
         self.final_config_dict["data_path"] = os.path.join(data_root, self.dataset)
         resolve = getattr(self.model_class, "resolve_config", None)
         if callable(resolve):
-            resolve(self)
+            try:
+                resolve(self)
+            except ValueError as err:
+                raise ConfigError(self.model, str(err), "set the key it names to one of the values listed") from None
+
+    def _set_train_neg_sample_args(self):
+        try:
+            super()._set_train_neg_sample_args()
+        except (ValueError, KeyError, TypeError) as err:
+            raise self._error("train_neg_sample_args", f"RecBole refused it: {err}",
+                              "set it to null or {distribution: uniform, sample_num: 1}") from None
+
+    def _set_eval_neg_sample_args(self, phase):
+        try:
+            super()._set_eval_neg_sample_args(phase)
+        except (ValueError, KeyError, TypeError) as err:
+            raise self._error("eval_args", f"RecBole refused its mode for {phase}: {err}",
+                              "use mode full, labeled, uniN or popN") from None
 
 
 def _is_model_name(key):

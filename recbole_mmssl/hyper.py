@@ -8,6 +8,9 @@ for MMSSL (or any RecBole model) with Ray Tune or RecBole's HyperTuning.
 Trials are selected on validation (``valid_metric``, Recall@20) only; test numbers are recorded for
 information. Ray Tune stops weak trials early with ASHA from the per-epoch validation reports.
 Writes ``<output_dir>/best.yaml`` (pass it back with ``--config_files``) and ``trials.md``/``trials.csv``.
+Other ``--key=value`` arguments are config overrides for every trial. Before the first trial, the
+parameter file, every value it can draw, the fixed settings and the data are checked, so a typo is an
+``error:`` line naming the file and line, not a search of trials that all fail (or all ignore it).
 """
 
 import argparse
@@ -15,11 +18,17 @@ import csv
 import math
 import os
 import shutil
+import sys
 import tempfile
 
 import yaml
 
-from recbole_mmssl.quick_start import run_recbole_mmssl
+from recbole_mmssl.cli import ArgumentParser, check_output_folder, config_overrides, run_cli
+from recbole_mmssl.config import Config
+from recbole_mmssl.data.errors import ConfigError, DataError
+from recbole_mmssl.quick_start import preflight, run_recbole_mmssl
+
+KINDS = {"choice": None, "uniform": 2, "loguniform": 2, "quniform": 3}  # kind -> number of values
 
 
 def _numbers(values):
@@ -35,27 +44,88 @@ def _numbers(values):
     return out
 
 
-def read_space(params_file):
-    """RecBole's hyper.test format: ``name type values`` per line (choice / uniform / loguniform / quniform)."""
-    space = {}
-    with open(params_file) as f:
-        for number, line in enumerate(f, 1):
-            parts = line.split()
-            if len(parts) < 3 or line.lstrip().startswith("#"):
-                continue
-            name, kind, value = parts[0], parts[1], "".join(parts[2:])
-            if kind == "choice":
-                space[name] = ("choice", _numbers(yaml.safe_load(value)))
-            elif kind in ("uniform", "loguniform", "quniform"):
-                space[name] = (kind, [float(v) for v in value.split(",")])
-            else:
-                raise ValueError(f"{params_file} line {number}: unknown type {kind!r} "
-                                 "(use choice, uniform, loguniform or quniform, as RecBole's hyper.test)")
-            if kind == "choice" and not isinstance(space[name][1], list):
-                raise ValueError(f"{params_file} line {number}: choice needs a list, e.g. [0.1,0.2]")
+def read_space(params_file, lines=None):
+    """RecBole's hyper.test format: ``name type values`` per line (choice / uniform / loguniform / quniform).
+
+    Every malformed line is a DataError naming the file and line. ``lines``, if given, receives
+    {name: line number} (for the errors of later checks).
+    """
+    fix = "write one `name type values` line per parameter, e.g. `learning_rate choice [1e-3,5e-4]` or " \
+          "`dropout uniform 0.1,0.5` (types: choice, uniform, loguniform, quniform)"
+    try:
+        with open(params_file, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(params_file, "parameter file not found", "pass --params_file=FILE (e.g. hyper.test)") from None
+    except IsADirectoryError:
+        raise DataError(params_file, "is a folder, not a parameter file", "pass --params_file=FILE") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(f"{params_file} line {line}", f"not UTF-8 text (byte {err.start})",
+                        "save the parameter file as UTF-8") from None
+    space, seen = {}, {} if lines is None else lines
+    for number, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts or line.lstrip().startswith("#"):
+            continue
+        where = f"{params_file} line {number}"
+        if len(parts) < 3:
+            raise DataError(where, f"{line.strip()!r} has no values", fix)
+        name, kind, value = parts[0], parts[1], "".join(parts[2:])
+        if kind not in KINDS:
+            raise DataError(where, f"unknown type {kind!r}", fix)
+        if name in space:
+            raise DataError(where, f"`{name}` is already searched on line {seen[name]}", "keep one line per parameter")
+        if kind == "choice":
+            try:
+                values = yaml.safe_load(value)
+            except yaml.YAMLError as err:
+                raise DataError(where, f"the choices are not a valid list ({getattr(err, 'problem', err)})",
+                                "write the choices as a list, e.g. [0.1,0.2] or ['a','b']") from None
+            if not isinstance(values, list) or not values:
+                raise DataError(where, "choice needs a non-empty list", "write the choices as a list, e.g. [0.1,0.2]")
+            space[name] = ("choice", _numbers(values))
+        else:
+            try:
+                bounds = [float(v) for v in value.split(",")]
+            except ValueError:
+                raise DataError(where, f"{value!r} are not numbers", fix) from None
+            if len(bounds) != KINDS[kind] or not all(math.isfinite(b) for b in bounds) or bounds[0] >= bounds[1]:
+                expected = "low,high" if KINDS[kind] == 2 else "low,high,q"
+                raise DataError(where, f"{kind} takes {expected} with low < high, got {value!r}", fix)
+            space[name] = (kind, bounds)
+        seen[name] = number
     if not space:
-        raise ValueError(f"{params_file} defines no parameter (expected lines like `learning_rate choice [1e-3,5e-4]`)")
+        raise DataError(params_file, "defines no parameter", fix)
     return space
+
+
+def candidate_values(kind, value):
+    """The values a search can draw that are worth checking: every choice, or both ends of a range."""
+    if kind == "choice":
+        return list(value)
+    if kind == "loguniform":
+        return [math.exp(value[0]), math.exp(value[1])]
+    return [value[0], value[1]]
+
+
+def check_search(space, lines, params_file, fixed):
+    """Before any trial: every parameter is a known key and every value it can draw is accepted, and the
+    fixed settings and data pass a run's own checks (errors name the parameter file's line)."""
+    base = dict(fixed["config_dict"])
+    for name, (kind, value) in space.items():
+        for candidate in candidate_values(kind, value):
+            try:
+                Config(model=fixed["model"], dataset=fixed["dataset"], config_file_list=fixed["config_files"],
+                       config_dict={**base, name: candidate}, cmd_args=fixed["cmd_args"])
+            except ConfigError as err:
+                if err.key != name:
+                    raise
+                raise ConfigError(name, err.problem, err.fix, f"{params_file} line {lines[name]}") from None
+    first = {name: candidate_values(kind, value)[0] for name, (kind, value) in space.items()}
+    preflight(fixed["model"], fixed["dataset"], fixed["config_files"], {**base, **first}, fixed["cmd_args"])
 
 
 def run_trial(params, fixed):
@@ -65,7 +135,7 @@ def run_trial(params, fixed):
         config_dict = {**fixed["config_dict"], **params, "checkpoint_dir": checkpoint_dir, "show_progress": False}
         return run_recbole_mmssl(
             model=fixed["model"], dataset=fixed["dataset"], config_file_list=fixed["config_files"],
-            config_dict=config_dict, callback_fn=fixed.get("callback"),
+            config_dict=config_dict, callback_fn=fixed.get("callback"), cmd_args=fixed.get("cmd_args"),
         )
     finally:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
@@ -163,7 +233,8 @@ def write_outputs(trials, space, fixed, output_dir):
     os.makedirs(output_dir, exist_ok=True)
     scored = [t for t in trials if t["valid_score"] is not None]
     if not scored:
-        raise RuntimeError("No trial produced a validation score; see the log above.")
+        raise DataError(output_dir, f"none of the {len(trials)} trial(s) produced a validation score, so nothing "
+                                    "was written", "read the trials' errors in the log above")
     best = max(scored, key=lambda t: t["valid_score"])
     best_config = {"model": fixed["model"], "dataset": fixed["dataset"], **fixed["config_dict"],
                    **{name: _plain(best[name]) for name in space}}
@@ -194,8 +265,12 @@ def _cell(value):
     return "-" if value is None else str(value)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+PROG = "run_hyper.py"
+
+
+def _main(argv):
+    parser = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            allow_abbrev=False)
     parser.add_argument("--model", default="MMSSL")
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--data_path", default="dataset/")
@@ -211,21 +286,40 @@ def main(argv=None):
     parser.add_argument("--grace_period", type=int, default=5, help="ASHA: epochs before a trial can be stopped")
     parser.add_argument("--max_epochs_asha", type=int, default=1000, help="ASHA: max epochs (its max_t)")
     parser.add_argument("--output_dir", default=None)
-    args, _ = parser.parse_known_args(argv)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
+    args, extra = parser.parse_known_args(argv)
+    cmd_args = config_overrides(extra, PROG)
+    for option in ("max_evals", "grace_period", "max_epochs_asha"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option} must be at least 1, got {getattr(args, option)}")
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    if args.cpus_per_trial <= 0:
+        parser.error(f"--cpus_per_trial must be positive, got {args.cpus_per_trial}")
     args.output_dir = args.output_dir or os.path.join("results", "hyper", f"{args.model}-{args.dataset}-{args.tool}")
+    check_output_folder(args.output_dir, "--output_dir")
     config_dict = {"data_path": os.path.abspath(args.data_path)}  # absolute: Ray trials run elsewhere
     if args.epochs:
         config_dict["epochs"] = args.epochs
     fixed = {
-        "model": args.model, "dataset": args.dataset, "config_dict": config_dict,
-        "config_files": [os.path.abspath(p) for p in args.config_files.split(",")] if args.config_files else None,
+        "model": args.model, "dataset": args.dataset, "config_dict": config_dict, "cmd_args": cmd_args,
+        "config_files": [os.path.abspath(p) for p in args.config_files.split(",") if p.strip()]
+        if args.config_files else None,
     }
-    space = read_space(args.params_file)
+    lines = {}
+    space = read_space(args.params_file, lines)
+    check_search(space, lines, args.params_file, fixed)
     trials = (search_ray if args.tool == "ray" else search_hyperopt)(space, fixed, args)
     best = write_outputs(trials, space, fixed, args.output_dir)
     print(f"best validation score {best['valid_score']:.4f} with", {k: best[k] for k in space})
     print(f"wrote {args.output_dir}/best.yaml, trials.md, trials.csv")
+    return 0
+
+
+def main(argv=None):
+    """The command: returns its exit code (0, 2 for a user error, 130 for Ctrl-C)."""
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,6 +7,8 @@ The checkpoint (tensors and plain data, loaded with ``weights_only=True``) carri
 dataset and model are rebuilt exactly as trained; ``--data_path`` points at the data if it moved.
 Each user's training items are excluded. Tokens are those of the dataset's atomic files.
 CSV: ``user_id,rank,item_id,score`` one row per recommendation; JSON: ``{user_id: [[item_id, score], ...]}``.
+Every option is checked before the data is loaded or anything is scored (the output folder must exist,
+the device must be there), and data that differ from those the model was trained on are refused.
 """
 
 import argparse
@@ -14,36 +16,99 @@ import csv
 import json
 import logging
 import os
+import sys
 
 import numpy as np
 import torch
 from recbole.data import data_preparation
 from recbole.data.interaction import Interaction
 
-from recbole_mmssl.checkpoint import load_checkpoint
+from recbole_mmssl.checkpoint import dataset_fingerprint, load_checkpoint
+from recbole_mmssl.cli import ArgumentParser, check_output_file, run_cli
 from recbole_mmssl.config import Config
+from recbole_mmssl.data.errors import DataError, UsageError
 from recbole_mmssl.registry import get_model
 
 logger = logging.getLogger(__name__)
 
 
+def check_device(device):
+    """The torch device for ``--device``, refused with a reason when this machine does not have it."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise UsageError(f"--device={device}", f"not a device ({err})", "use --device=cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device={device}", "CUDA is not available here (no GPU, or a CPU build of torch)",
+                             "use --device=cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"--device={device}", f"this machine has {torch.cuda.device_count()} GPU(s)",
+                             f"use --device=cuda:N with N < {torch.cuda.device_count()}")
+    elif dev.type != "cpu":
+        raise UsageError(f"--device={device}", f"device type {dev.type!r} is not supported", "use cpu or cuda")
+    return dev
+
+
 def load_trained(checkpoint, data_path=None, device="cpu"):
-    """(config, train dataset, model in eval mode) rebuilt from a plugin checkpoint."""
-    state = load_checkpoint(checkpoint, device)
+    """(config, train dataset, model in eval mode) rebuilt from a plugin checkpoint.
+
+    The data are checked against the checkpoint's fingerprint of the data it was trained on: a model
+    scored on other interactions or features would give recommendations that look fine and are not.
+    """
+    device = check_device(device)
+    state = load_checkpoint(checkpoint)
     saved = dict(state["config"])
     if data_path:
         saved["data_path"] = data_path
-    saved.update(gpu_id="" if device == "cpu" else saved.get("gpu_id", "0"), show_progress=False)
-    config = Config(model=saved["model"], dataset=saved["dataset"], config_dict=saved)
+    saved.update(gpu_id="" if device.type == "cpu" else str(device.index or 0), show_progress=False)
+    config = Config(model=saved["model"], dataset=saved["dataset"], config_dict=saved, strict=False)
+    config.final_config_dict["device"] = device
     from recbole_mmssl.quick_start import create_dataset
 
     dataset = create_dataset(config)
+    trained_on = state.get("data")
+    if trained_on:
+        now = dataset_fingerprint(dataset)
+        if now["sha256"] != trained_on["sha256"]:
+            def counts(f):
+                return f"{f['users']} users x {f['items']} items, {f['interactions']} interactions"
+
+            raise DataError(
+                config["data_path"],
+                f"holds other data than {checkpoint} was trained on: {counts(now)} here, {counts(trained_on)} "
+                f"there" + (" (same sizes, other ids, interactions or features)"
+                            if counts(now) == counts(trained_on) else ""),
+                "pass --data_path=DIR with the dataset the model was trained on, or train on these data",
+            )
     train_data, _, _ = data_preparation(config, dataset)
-    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
-    model.load_state_dict(state["state_dict"])
-    model.load_other_parameter(state["other_parameter"])
+    model = get_model(config["model"])(config, train_data._dataset).to(device)
+    try:
+        model.load_state_dict(state["state_dict"])
+        model.load_other_parameter(state["other_parameter"])
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise DataError(checkpoint, f"does not fit the model rebuilt from its config: {str(err).splitlines()[0]}",
+                        "use the code version and data the checkpoint was trained with") from None
     model.eval()
     return config, train_data._dataset, model
+
+
+def read_user_tokens(path):
+    """User tokens of a ``--users`` file (one per line; a tab-separated first column is taken)."""
+    fix = "give a UTF-8 text file with one user token per line, or --users=all"
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(path, "--users file not found", fix) from None
+    except IsADirectoryError:
+        raise DataError(path, "--users is a folder, not a file", fix) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise DataError(f"{path} line {line}", f"not UTF-8 text (byte {err.start})", fix) from None
+    return [line.strip().split("\t")[0] for line in text.splitlines() if line.strip()]
 
 
 def read_users(users_arg, dataset):
@@ -51,8 +116,7 @@ def read_users(users_arg, dataset):
     uid_field = dataset.uid_field
     if users_arg == "all":
         return np.arange(1, dataset.user_num)
-    with open(users_arg) as f:
-        tokens = [line.strip().split("\t")[0] for line in f if line.strip()]
+    tokens = read_user_tokens(users_arg)
     if tokens and tokens[0].split(":")[0] == uid_field:
         tokens = tokens[1:]  # an atomic-style header line
     known = dataset.field2token_id[uid_field]
@@ -62,7 +126,8 @@ def read_users(users_arg, dataset):
         logger.warning(f"{len(unknown)} user(s) of {users_arg} are not in the dataset and are skipped: {shown}")
     ids = [known[t] for t in tokens if t in known]
     if not ids:
-        raise ValueError(f"None of the users in {users_arg} is in the dataset: nothing to recommend.")
+        raise DataError(users_arg, f"none of its {len(tokens)} user token(s) is in the dataset: nothing to recommend",
+                        f"list user tokens of {dataset.dataset_name}'s interaction files, or pass --users=all")
     return np.asarray(ids)
 
 
@@ -109,28 +174,49 @@ def write_recommendations(path, dataset, user_ids, items, scores):
                     if ok
                 )
     else:
-        raise ValueError(f"--out {path}: use a .csv or .json file name")
+        raise UsageError(path, "--out must end with .csv or .json", "pass --out=recs.csv or --out=recs.json")
     os.replace(tmp, path)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+PROG = "python -m recbole_mmssl.recommend"
+
+
+def _main(argv):
+    parser = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            allow_abbrev=False)
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--users", default="all", help="'all' or a file with one user token per line")
     parser.add_argument("--topk", type=int, default=20)
     parser.add_argument("--out", required=True, help="recs.csv or recs.json")
     parser.add_argument("--data_path", default=None, help="where the dataset folder is now, if it moved")
     parser.add_argument("--device", default="cpu")
-    args, _ = parser.parse_known_args(argv)
-    if not args.out.endswith((".csv", ".json")):
-        parser.error(f"--out {args.out}: use a .csv or .json file name")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
+    args = parser.parse_args(argv)
+    # everything that can be checked without the data, before the data are loaded and scored
+    if args.topk < 1:
+        parser.error(f"--topk must be at least 1, got {args.topk}")
+    check_output_file(args.out, "--out", suffixes=(".csv", ".json"))
+    if args.users != "all":
+        read_user_tokens(args.users)
+    if args.data_path is not None and not os.path.isdir(args.data_path):
+        raise DataError(args.data_path, "--data_path is not a folder",
+                        "pass the folder that holds the dataset's folder (RecBole's data_path)")
+    check_device(args.device)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     config, dataset, model = load_trained(args.checkpoint, args.data_path, args.device)
     users = read_users(args.users, dataset)
+    if args.topk > dataset.item_num - 1:
+        logger.warning(f"--topk={args.topk} exceeds the {dataset.item_num - 1} items: lists hold every unseen item")
     items, scores = top_k(model, dataset, users, args.topk)
     write_recommendations(args.out, dataset, users, items, scores)
     print(f"wrote top-{args.topk} recommendations for {len(users)} users to {args.out}")
+    return 0
+
+
+def main(argv=None):
+    """The command: returns its exit code (0, 2 for a user error; ``--debug`` shows tracebacks)."""
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -75,12 +75,15 @@ def test_unknown_users_are_listed_and_skipped(trained, tmp_path, caplog):
         assert {row["user_id"] for row in csv.DictReader(f)} == {"u3", "u7"}
 
 
-def test_a_pickled_recbole_checkpoint_is_refused(tmp_path):
+def test_a_pickled_recbole_checkpoint_is_refused(tmp_path, capsys):
     import argparse
 
     import torch
 
     bad = tmp_path / "recbole.pth"
     torch.save({"config": argparse.Namespace(model="LightGCN")}, bad)  # like RecBole's pickled Config
-    with pytest.raises(ValueError, match="not a recbole-mmssl checkpoint"):
-        recommend.main([f"--checkpoint={bad}", f"--out={tmp_path / 'r.csv'}"])
+    assert recommend.main([f"--checkpoint={bad}", f"--out={tmp_path / 'r.csv'}"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {bad}: is not a recbole-mmssl checkpoint" in err
+    assert "a Python object of type argparse.Namespace" in err and "Traceback" not in err
+    assert not (tmp_path / "r.csv").exists()

@@ -11,9 +11,12 @@ feature matrix is 29 M floats and per-float Python formatting takes tens of seco
 numpy's C parser one row at a time, which keeps memory near the size of the result.
 """
 
+import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 import uuid
 import warnings
 import zlib
@@ -29,6 +32,12 @@ _PAIRS = np.array(
 ).view(np.uint16).ravel()  # two ASCII digits per entry, in native byte order
 _POW10 = 10.0 ** np.arange(-70, 71)  # float64 powers of ten, index = exponent + 70
 _CHUNK_FLOATS = 1 << 20  # rows are formatted in blocks of about this many floats
+TEMP_MARKER = ".recbole-mmssl-tmp"  # inside every temporary folder this package makes
+try:  # the strings pandas (and so RecBole's loader) reads as a missing value
+    from pandas._libs.parsers import STR_NA_VALUES as MISSING_TOKENS
+except ImportError:  # pragma: no cover - older/newer pandas layouts
+    MISSING_TOKENS = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                      "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
 
 
 def feature_field(modality):
@@ -48,8 +57,62 @@ def umask_mode(mode=0o666):
     return mode & ~umask
 
 
+def make_temp_dir(parent, name):
+    """A temporary sibling folder ``parent/.NAME.tmp-XXXX`` for building ``parent/NAME``.
+
+    It holds a marker file (this process's id and host) so that a later run can tell a folder
+    left by a killed run of this tool from anything else (see :func:`clean_stale_temp_dirs`).
+    """
+    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+    os.chmod(tmp, umask_mode(0o777))
+    with open(os.path.join(tmp, TEMP_MARKER), "w") as f:
+        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}, f)
+    return tmp
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def clean_stale_temp_dirs(parent, name):
+    """Remove the ``parent/.NAME.tmp-*`` folders of earlier runs that were killed (SIGKILL, power loss).
+
+    Only folders with this package's marker whose process is gone are removed (a folder of a run
+    still going on, of another host, or without the marker is left alone). Returns the removed paths.
+    """
+    removed = []
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return removed
+    host = socket.gethostname()
+    for entry in entries:
+        path = os.path.join(parent, entry)
+        if not entry.startswith(f".{name}.tmp-") or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        try:
+            with open(os.path.join(path, TEMP_MARKER)) as f:
+                marker = json.load(f)
+            pid, made_on = int(marker["pid"]), marker["host"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if made_on == host and not _process_alive(pid):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def replace_dir(tmp, final):
     """Move the finished ``tmp`` folder to ``final``, keeping the old ``final`` until it worked."""
+    marker = os.path.join(tmp, TEMP_MARKER)
+    if os.path.exists(marker):
+        os.unlink(marker)
     old = None
     if os.path.exists(final):
         old = os.path.join(os.path.dirname(final),
@@ -127,20 +190,36 @@ def format_float_rows(block):
     return out_b[keep].tobytes(), row_ends
 
 
+def check_feature_dtype(array, path, fix):
+    """Refuse arrays that are not real numbers (strings, complex, objects, dates): no silent casts."""
+    kind = array.dtype.kind
+    if kind in "biuf":
+        return
+    what = {"c": "complex numbers (the imaginary part would be dropped)", "U": "text strings",
+            "S": "byte strings", "O": "Python objects", "M": "dates", "m": "time spans"}.get(kind, f"dtype {array.dtype}")
+    raise DataError(path, f"the features are {what}, not real numbers (dtype {array.dtype})", fix)
+
+
 def write_feature_file(path, tokens, features, modality, iid_field="item_id", progress=True):
     """Write one modality's atomic feature file atomically (temporary name, then rename).
 
-    ``tokens[r]`` is the item token of ``features[r]``. NaN/inf rows are refused. Shows a tqdm
-    progress bar over rows when ``progress`` is true.
+    ``tokens[r]`` is the item token of ``features[r]``. Non-numeric, empty (zero-column) and NaN/inf
+    features and tokens the atomic format cannot hold are refused. Shows a tqdm progress bar over rows
+    when ``progress`` is true.
     """
     features = np.asarray(features)
     tokens = [str(t) for t in tokens]
+    check_feature_dtype(features, path, "pass a float array (e.g. features.astype(np.float32))")
     if features.ndim != 2:
         raise DataError(path, f"features must be 2-D (items x dim), got shape {features.shape}",
                         "pass one row per item")
+    if features.shape[1] == 0:
+        raise DataError(path, f"features have 0 columns (shape {features.shape})",
+                        "pass at least one feature value per item")
     if len(tokens) != features.shape[0]:
         raise DataError(path, f"{len(tokens)} item tokens for {features.shape[0]} feature rows",
                         "pass exactly one token per feature row")
+    check_tokens(tokens, "item", path)
     check_finite(features, tokens, path, "clean the features (e.g. np.nan_to_num) and write again")
     folder = os.path.dirname(os.path.abspath(path))
     chunk_rows = max(1, _CHUNK_FLOATS // max(1, features.shape[1]))
@@ -169,11 +248,18 @@ def write_feature_file(path, tokens, features, modality, iid_field="item_id", pr
 
 
 def check_tokens(tokens, kind, path):
-    """Refuse tokens that would break the tab-separated, line-based atomic format."""
-    bad = sorted({t for t in map(str, tokens) if "\t" in t or "\n" in t or "\r" in t})
+    """Refuse tokens that would break the tab-separated, line-based atomic format, and tokens that
+    RecBole's loader (pandas) reads as a missing value: it would merge them into the padding id."""
+    unique = set(map(str, tokens))
+    bad = sorted(t for t in unique if "\t" in t or "\n" in t or "\r" in t)
     if bad:
         raise DataError(path, f"{len(bad)} {kind} token(s) contain a tab or line break, e.g. "
                               f"{bad[0]!r}", "use ids without tabs or line breaks")
+    missing = sorted(unique & set(MISSING_TOKENS))
+    if missing:
+        raise DataError(path, f"{kind} token(s) {', '.join(repr(t) for t in missing[:5])} would be read by RecBole as "
+                              f"a missing value, and their interactions merged into the padding {kind}",
+                        f"give every {kind} a real id (not empty, not NA/null/None/nan)")
 
 
 def write_inter_file(path, users, items, uid_field="user_id", iid_field="item_id"):

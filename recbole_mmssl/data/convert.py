@@ -10,37 +10,54 @@
 Both take every ``<modality>_feat.npy`` of SRC (row i = item i). The output DIR/NAME/ holds
 ``NAME.{train,valid,test}.inter`` (read through RecBole's ``benchmark_filename``) and one
 ``NAME.<modality>_feat`` per modality. Everything is written into a temporary sibling folder that
-replaces DIR/NAME only once complete, so a failed run never leaves a half-written or clobbered dataset.
+replaces DIR/NAME only once complete, so a failed run never leaves a half-written or clobbered dataset;
+the temporary folders of runs that were killed are removed by the next run (they carry a marker).
+The name and the output folder are checked before any work.
 """
 
-import argparse
 import glob
 import json
 import os
 import shutil
 import sys
-import tempfile
 from logging import getLogger
 
 import numpy as np
 import pandas as pd
 
+from recbole_mmssl.cli import ArgumentParser, check_output_folder, run_cli
 from recbole_mmssl.data.atomic_io import (
+    check_feature_dtype,
     check_finite,
     check_tokens,
+    clean_stale_temp_dirs,
     feature_file_name,
+    make_temp_dir,
     replace_dir,
-    umask_mode,
     write_feature_file,
     write_inter_file,
 )
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.data.errors import DataError, UsageError
 
 SPLITS = ("train", "valid", "test")
 HKUDS_FILES = {"train": "train.json", "valid": "val.json", "test": "test.json"}
 MMREC_COLUMNS = ("userID", "itemID", "x_label")
 NPY_SUFFIX = "_feat.npy"
 LAYOUTS = ("hkuds", "mmrec")
+MAX_JSON_ID = np.iinfo(np.int64).max
+MAX_EXACT_FLOAT_ID = 2**53  # MMRec ids are parsed as numbers; above this a float cannot hold them exactly
+
+
+def check_name(name):
+    """Refuse, before any work, a dataset name that is not one plain folder name."""
+    fix = "use a plain folder name such as tiktok or amazon-baby (it names DIR/NAME and its files)"
+    if not name or not name.strip():
+        raise UsageError("--name", "the dataset name is empty", fix)
+    if name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        raise UsageError(f"--name={name}", "is a path or a hidden name, not a dataset name", fix)
+    if any(ord(c) < 32 for c in name):
+        raise UsageError(f"--name={name!r}", "holds a control character (tab, line break)", fix)
+    return name
 
 
 # ----------------------------------------------------------------------------- sources
@@ -49,11 +66,19 @@ def read_split_json(path):
     """Read one HKUDS split ``{"<user>": [item ids]}``; return (user tokens, int item ids)."""
     fix = 'the file must be one JSON object {"<user id>": [<item id>, ...], ...} with integer item ids'
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise DataError(path, "file not found (an HKUDS folder has train.json, val.json and "
-                              "test.json)", "point SRC at the folder that holds the three files")
+                              "test.json)", "point SRC at the folder that holds the three files") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(path, f"not UTF-8 text (byte {exc.start}, line {line})",
+                        "save the file as UTF-8 (JSON files are UTF-8)") from None
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(path, f"not valid JSON ({exc})", fix) from None
     if not isinstance(data, dict):
@@ -67,6 +92,10 @@ def read_split_json(path):
         if bad:
             raise DataError(path, f"user {user!r} has a non-integer or negative item id "
                                   f"{json.dumps(bad[0])[:60]}", fix)
+        huge = [i for i in its if i > MAX_JSON_ID]
+        if huge:
+            raise DataError(path, f"user {user!r} has item id {huge[0]}, larger than 2**63 - 1",
+                            "item ids are row numbers of the feature .npy files: renumber the items 0..n-1")
         users.extend([user] * len(its))
         items.extend(its)
     return np.asarray(users, dtype=object), np.asarray(items, dtype=np.int64)
@@ -113,6 +142,11 @@ def read_mmrec(src, name):
     if bad.any():
         raise DataError(path, f"{int(bad.sum())} row(s) have a non-integer or negative itemID, "
                               f"e.g. {df['itemID'][bad].iloc[0]!r}", fix)
+    huge = items >= MAX_EXACT_FLOAT_ID
+    if huge.any():
+        raise DataError(path, f"{int(huge.sum())} row(s) have an itemID of 2**53 or more, e.g. "
+                              f"{df['itemID'][huge].iloc[0]!r} (line {int(np.flatnonzero(huge)[0]) + 2})",
+                        "item ids are row numbers of the feature .npy files: renumber the items 0..n-1")
     users = df["userID"].to_numpy(dtype=object)
     items = items.to_numpy(dtype=np.int64)
     splits = {split: (users[labels.to_numpy() == k], items[labels.to_numpy() == k])
@@ -137,12 +171,16 @@ def find_npy_features(src, modalities=None):
 
 
 def load_npy_features(path, n_items):
-    """Load a (items x dim) .npy as float32 and check its shape and values."""
+    """Load a (items x dim) .npy as float32 and check its dtype, shape and values."""
+    fix = "save the features with np.save(path, float_array)"
+    if os.path.getsize(path) == 0:
+        raise DataError(path, "is an empty file (0 bytes), not a .npy array", fix)
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise DataError(path, f"not a plain numeric .npy ({exc})",
-                        "save the features with np.save(path, float_array)") from None
+    except (ValueError, EOFError, OSError) as exc:
+        raise DataError(path, f"not a plain numeric .npy ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+                        fix) from None
+    check_feature_dtype(array, path, f"{fix} (a float array)")
     if array.ndim != 2:
         raise DataError(path, f"feature array is {array.ndim}-D with shape {array.shape}, "
                               f"expected 2-D (items x dim)",
@@ -153,6 +191,9 @@ def load_npy_features(path, n_items):
                               f"of the interactions (item ids 0..{n_items - 1}; row i = item i)",
                         "use the .npy that belongs to these split files, with exactly one row "
                         "per item id")
+    if array.shape[1] == 0:
+        raise DataError(path, f"feature array has 0 columns (shape {array.shape})",
+                        "save at least one feature value per item, or leave the file out")
     features = np.asarray(array, dtype=np.float32)
     check_finite(features, [str(i) for i in range(n_items)], path,
                  "replace the NaN/inf rows in the .npy (e.g. by the mean vector, as LATTICE does) "
@@ -204,9 +245,10 @@ def write_dataset(splits, sources, feature_paths, name, out, src, progress=True)
                          f"in any split; their feature rows are not written.")
     out = os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out)
+    for stale in clean_stale_temp_dirs(out, name):
+        getLogger().info(f"Removed {stale}, left by a conversion that was killed.")
+    tmp = make_temp_dir(out, name)
     try:
-        os.chmod(tmp, umask_mode(0o777))
         for split in SPLITS:
             users, items = splits[split]
             write_inter_file(os.path.join(tmp, f"{name}.{split}.inter"), users, items)
@@ -232,6 +274,8 @@ def convert(layout, src, name, out, modalities=None, progress=True):
     """Convert SRC (``layout`` 'hkuds' or 'mmrec') into DIR/NAME; return the summary dict."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown source layout {layout!r}; expected one of {LAYOUTS}")
+    check_name(name)
+    check_output_folder(out, "--out")
     if not os.path.isdir(src):
         raise DataError(src, "source folder not found", "pass the folder that holds the source files")
     splits, sources = read_hkuds(src) if layout == "hkuds" else read_mmrec(src, name)
@@ -250,28 +294,29 @@ def format_summary(summary):
             f"interactions: {inter}; modalities: {mods}")
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m recbole_mmssl.data.convert",
-                                     description=__doc__.split("\n\n")[0])
+def _main(argv):
+    parser = ArgumentParser(prog="python -m recbole_mmssl.data.convert", description=__doc__.split("\n\n")[0],
+                            allow_abbrev=False)
     parser.add_argument("layout", choices=LAYOUTS)
     parser.add_argument("src", help="source folder")
     parser.add_argument("--name", required=True, help="dataset name (output folder and file prefix)")
     parser.add_argument("--out", required=True, help="RecBole data_path, e.g. dataset/")
     parser.add_argument("--modalities", help="comma-separated modalities to keep, in this order")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
     args = parser.parse_args(argv)
     import logging
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()] \
         if args.modalities else None
-    try:
-        summary = convert(args.layout, args.src, args.name, args.out, modalities,
-                          progress=not args.no_progress)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    summary = convert(args.layout, args.src, args.name, args.out, modalities, progress=not args.no_progress)
     print(format_summary(summary))
     return 0
+
+
+def main(argv=None):
+    """The command: returns its exit code (0, 2 for bad input with `error:` / `fix:` lines)."""
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,32 @@ class MultimodalDataset(Dataset):
                         "every split of a pre-split benchmark needs interactions: check the "
                         "source split (e.g. its test.json) and convert again",
                     )
+        self._refuse_missing_ids(token, dataset_path)
+
+    def _refuse_missing_ids(self, token, dataset_path):
+        """An empty (or NA/null) user or item id is read by pandas as missing, and RecBole would merge
+        its interactions into the padding id: refuse it, naming the file and line."""
+        inter = self.inter_feat
+        names = self.benchmark_filename_list or [None]
+        sizes = self.file_size_list if self.benchmark_filename_list is not None else [len(inter)]
+        for field in (self.uid_field, self.iid_field):
+            if field not in inter:
+                continue
+            missing = np.flatnonzero(inter[field].isna().to_numpy())
+            if not len(missing):
+                continue
+            row = int(missing[0])
+            ends = np.cumsum(sizes)
+            k = int(np.searchsorted(ends, row, side="right"))
+            name = f"{token}.{names[k]}.inter" if names[k] else f"{token}.inter"
+            line = row - (int(ends[k - 1]) if k else 0) + 2  # the header is line 1
+            raise DataError(
+                os.path.join(dataset_path, name),
+                f"{len(missing)} interaction(s) have an empty or missing {field} (e.g. line {line}); RecBole would "
+                f"merge them into its padding id",
+                "give every interaction a real id (not empty, not NA/null/None/nan), e.g. by converting with "
+                "`python -m recbole_mmssl.data.convert`",
+            )
 
     def _data_processing(self):
         self._source_item_tokens = self._item_tokens_before_filtering()

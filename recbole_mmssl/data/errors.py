@@ -1,16 +1,43 @@
-"""The one exception type of the data pipeline.
+"""The user-error exceptions of every command.
 
-Every bad-input error says three things: which file, what is wrong, and how to fix it, so a user
-never has to read the code to recover. It subclasses ValueError so callers that already catch
-RecBole's ValueErrors keep working.
+Every bad-input error says three things: where (a file, or a config key and where its value came
+from), what is wrong, and how to fix it, so a user never has to read the code to recover. The
+commands print them as one ``error:`` line and one ``fix:`` line and exit with code 2
+(recbole_mmssl/cli.py); anything else is a programming error and keeps its traceback. They subclass
+ValueError so callers that already catch RecBole's ValueErrors keep working.
 """
 
 
-class DataError(ValueError):
-    """Bad or missing input data; the message names the file, the problem and the fix."""
+class UserError(ValueError):
+    """Bad input of any kind: ``where`` names the file or key, ``problem`` and ``fix`` say the rest."""
+
+    def __init__(self, where, problem, fix):
+        self.where = str(where)
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"{self.where}: {problem}\n  fix: {fix}")
+
+
+class DataError(UserError):
+    """Bad or missing input data (or checkpoint); the message names the file, the problem and the fix."""
 
     def __init__(self, path, problem, fix):
         self.path = str(path)
-        self.problem = problem
-        self.fix = fix
-        super().__init__(f"{self.path}: {problem}\n  fix: {fix}")
+        super().__init__(path, problem, fix)
+
+
+class ConfigError(UserError):
+    """A bad config key or value; names the key and where it was set (command line, file and line)."""
+
+    def __init__(self, key, problem, fix, source=None):
+        self.key = key
+        self.source = source
+        where = f"`{key}`" + (f" ({source})" if source else "")
+        super().__init__(where, problem, fix)
+
+
+class UsageError(UserError):
+    """A command line that cannot be parsed (missing or malformed option)."""
+
+    def __init__(self, where, problem, fix="see --help for the options"):
+        super().__init__(where, problem, fix)

