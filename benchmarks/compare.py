@@ -23,6 +23,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+import recbole_mmssl  # noqa: E402,F401  (thread wait settings before numpy/torch load: recbole_mmssl/threads.py)
 from benchmarks.report import write_reports  # noqa: E402
 
 
@@ -66,8 +67,9 @@ def run_one(spec):
     """Child process: one training run; writes its json atomically (status ok or failed)."""
     import torch
 
-    if spec.get("threads"):
-        torch.set_num_threads(spec["threads"])
+    from recbole_mmssl import threads
+
+    threads.apply()
     out_path = spec["out"]
     record = {k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")}
     record["code"] = code_version()
@@ -155,13 +157,11 @@ def finalize_interrupted(spec, log_path):
     would be; the record says ``status: interrupted`` and at which epoch it stopped, so the report
     can show it apart from finished runs. Returns False when the run saved no checkpoint.
     """
-    import torch
-
+    from recbole_mmssl import threads
     from recbole_mmssl.checkpoint import load_checkpoint, plain_config
     from recbole_mmssl.quick_start import build
 
-    if spec.get("threads"):
-        torch.set_num_threads(spec["threads"])
+    threads.apply()
     with open(log_path) as f:
         text = f.read()
     saved = re.findall(r"Saving current: (\S+\.pth)", text)
@@ -198,12 +198,21 @@ def finalize_interrupted(spec, log_path):
     return True
 
 
+def _child_env(spec):
+    """The child's environment: ``--threads`` pins its thread pools (recbole_mmssl/threads.py)."""
+    env = dict(os.environ)
+    if spec.get("threads"):
+        env["RECBOLE_MMSSL_THREADS"] = str(spec["threads"])
+    return env
+
+
 def launch(spec, log_path):
     """Run one spec in a subprocess; stream its log to a file (appended to when the run continues an
     interrupted one) and its progress lines to stdout."""
     cmd = [sys.executable, os.path.abspath(__file__), "--one", json.dumps(spec)]
     with open(log_path, "a" if spec.get("resume") else "w") as log, subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=spec["cwd"]
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=spec["cwd"],
+        env=_child_env(spec)
     ) as proc:
         for line in proc.stdout:
             log.write(line)
@@ -221,7 +230,8 @@ def main(argv=None):
     parser.add_argument("--seeds", default="2022,2023,2024")
     parser.add_argument("--config_files", default=None, help="comma-separated yaml files applied to every run")
     parser.add_argument("--results", default=os.path.join(REPO, "results"))
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="pin each run's CPU threads (default: recbole_mmssl/threads.py decides at start)")
     parser.add_argument("--breakdown", action="store_true",
                         help="also report test Recall/NDCG@20 by user activity and item popularity groups")
     parser.add_argument("--report-only", action="store_true", help="rewrite the reports from finished runs")

@@ -1,7 +1,11 @@
 """Train and evaluate MMSSL or any RecBole model under one protocol (RecBole's quick start, plugin-aware).
 
 RecBole's ``run_recbole`` cannot find plugin models and loads checkpoints that torch>=2.6 refuses;
-this module is the same flow with the plugin's Config, model/trainer lookup and dataset checks.
+this module is the same flow with the plugin's Config, model/trainer lookup and dataset checks. The
+order is chosen so that bad input stops a run before it costs anything: the config is checked before
+any data is loaded, a checkpoint to resume is checked against the model and dataset before the data
+and against the data and every setting before anything is written, and ``topk`` against the number of
+items before the first epoch.
 """
 
 import logging
@@ -14,7 +18,10 @@ from recbole.data import create_dataset as recbole_create_dataset
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed, set_color
 
+from recbole_mmssl.checkpoint import dataset_fingerprint, load_checkpoint
+from recbole_mmssl import threads
 from recbole_mmssl.config import Config
+from recbole_mmssl.data.errors import ConfigError, DataError
 from recbole_mmssl.registry import get_model, get_trainer
 
 
@@ -31,6 +38,34 @@ def create_dataset(config):
     if getattr(get_model(config["model"]), "requires_modalities", False):
         return MultimodalDataset(config)
     return recbole_create_dataset(config)
+
+
+def check_topk(config, dataset):
+    """Refuse cut-offs larger than the number of items now, not with a crash after the first epoch."""
+    n_items = dataset.item_num - 1  # internal id 0 is RecBole's padding
+    topk = config["topk"]
+    too_big = [k for k in topk if k > n_items]
+    if not too_big:
+        return
+    kept = [k for k in topk if k <= n_items] or [n_items]
+    raise ConfigError(
+        "topk",
+        f"{too_big} exceed(s) the {n_items} items of dataset {config['dataset']!r}: a top-k list cannot be "
+        "longer than the item set",
+        f"pass --topk=[{','.join(map(str, kept))}] (at most {n_items}) and a valid_metric at one of them, "
+        f"e.g. --valid_metric={config['valid_metric'].split('@')[0]}@{max(kept)}",
+        config.source_of("topk") or "default",
+    )
+
+
+def check_resume_target(state, config, path):
+    """Before the data is loaded: refuse a checkpoint of another model or dataset (cheap, names both)."""
+    diffs = [f"{key}: the checkpoint's is {state['config'].get(key)!r}, this run's is {config[key]!r}"
+             for key in ("model", "dataset") if state["config"].get(key) != config[key]]
+    if diffs:
+        raise DataError(path, "cannot continue this run: " + "; ".join(diffs),
+                        f"pass --model={state['config'].get('model')} --dataset={state['config'].get('dataset')} "
+                        "to continue that run, or leave out --resume to start a new one")
 
 
 def adapt_to_dataset(config, dataset):
@@ -73,40 +108,67 @@ class EpochRecorder:
         )
 
 
-def build(model=None, dataset=None, config_file_list=None, config_dict=None):
-    """Config, data loaders, model and trainer for one run, seeded as RecBole does."""
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+def build(model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None, resume=None):
+    """Config, data loaders, model and trainer for one run, seeded as RecBole does.
+
+    ``cmd_args``: ``--key=value`` overrides. ``resume``: a checkpoint the trainer continues from
+    (checked against the model and dataset before the data is loaded, against the data and every
+    setting once the trainer exists).
+    """
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict,
+                    cmd_args=cmd_args)
+    state = None
+    if resume:
+        state = load_checkpoint(resume)
+        check_resume_target(state, config, resume)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()
     logger.info(sys.argv)
+    logger.info(threads.apply())  # once per run, before anything parallel (recbole_mmssl/threads.py)
     logger.info(config)
+    for note in config.notes:
+        logger.warning(note)
     data = create_dataset(config)
     logger.info(data)
+    check_topk(config, data)
     adapt_to_dataset(config, data)
+    fingerprint = dataset_fingerprint(data)
     train_data, valid_data, test_data = data_preparation(config, data)
     init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
     model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
     logger.info(model)
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    trainer.dataset_fingerprint = fingerprint
+    if state is not None:
+        trainer.resume_checkpoint(resume, state=state)
     return config, (train_data, valid_data, test_data), model, trainer
+
+
+def preflight(model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None):
+    """Check a run's config and data without training (for searches: before the first trial)."""
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict,
+                    cmd_args=cmd_args)
+    check_topk(config, create_dataset(config))
+    return config
 
 
 def run_recbole_mmssl(
     model=None, dataset=None, config_file_list=None, config_dict=None, saved=True, resume=None, callback_fn=None,
-    breakdown_k=None,
+    breakdown_k=None, cmd_args=None, command_line=None,
 ):
     """Train on the train split, select the epoch on validation, evaluate on test (full ranking).
 
     Returns a dict with the best validation result, the test result, the per-epoch validation
     scores and times, the checkpoint file of the selected epoch and, with ``breakdown_k``, the test
-    metrics by user activity and item popularity (recbole_mmssl.breakdown).
+    metrics by user activity and item popularity (recbole_mmssl.breakdown). ``cmd_args`` are
+    ``--key=value`` overrides; ``command_line`` (the argv of a command) lets Ctrl-C print the whole
+    command that continues the run.
     """
     config, (train_data, valid_data, test_data), model, trainer = build(
-        model, dataset, config_file_list, config_dict
+        model, dataset, config_file_list, config_dict, cmd_args=cmd_args, resume=resume
     )
-    if resume:
-        trainer.resume_checkpoint(resume)
+    trainer.command_line = command_line
     recorder = EpochRecorder(trainer)
 
     def on_epoch(epoch_idx, valid_score):
