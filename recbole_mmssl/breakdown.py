@@ -1,7 +1,8 @@
 """Where does a model help? Test metrics broken down by user activity and item popularity.
 
 User groups follow the MMSSL paper's Table 4: test users sorted by their number of training
-interactions and cut into five groups of about equal size. Item groups: test interactions by the
+interactions and cut into up to five groups of about equal size, never splitting users with the same
+count (so groups are as equal as the ties allow). Item groups: test interactions by the
 training popularity of their item (five groups of about equal numbers of items, by popularity rank),
 plus, for multimodal data, test interactions whose item has no modality features.
 Scores and masking are RecBole's own full-ranking ones (train and, for test, validation items masked),
@@ -44,10 +45,23 @@ def user_metrics(hits, ground_truth, k):
 
 
 def equal_size_groups(values, n_groups=N_GROUPS):
-    """Group index per element: sorted by value, cut into ``n_groups`` runs of about equal size."""
+    """Group index per element, 0..m-1 (m <= n_groups): sorted by value and cut into runs of about
+    equal size, but never between two equal values.
+
+    Why: on TikTok most test users have 1-3 training items, so cutting equal-size runs of the
+    sorted users puts users with the same count into different groups. Here a run starts at the
+    first element of its value: a group holds whole values, groups keep their order, and a value
+    holding more than a group's share makes fewer, larger groups (renumbered without gaps).
+    """
+    values = np.asarray(values)
+    if len(values) == 0:
+        return np.zeros(0, dtype=int)
     order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    first = np.searchsorted(ordered, ordered, side="left")  # rank of the first element of each value
+    cut = first * n_groups // len(values)
     groups = np.empty(len(values), dtype=int)
-    groups[order] = np.arange(len(values)) * n_groups // max(len(values), 1)
+    groups[order] = np.unique(cut, return_inverse=True)[1]
     return groups
 
 
@@ -59,7 +73,7 @@ def breakdown(trainer, test_data, train_dataset, k=20):
     user_degree = np.diff(train.indptr)[users]
     rows = [_row("all users", "", recall, ndcg)]
     groups = equal_size_groups(user_degree)
-    for g in range(N_GROUPS):
+    for g in range(groups.max() + 1 if len(groups) else 0):
         mask = groups == g
         if mask.any():
             span = f"{user_degree[mask].min()}-{user_degree[mask].max()} train interactions"
@@ -82,7 +96,7 @@ def _item_rows(tops, ground_truth, train, train_dataset):
     items = np.concatenate(ground_truth)
     found = np.concatenate([np.isin(truth, top) for top, truth in zip(tops, ground_truth)])
     rows = [{"group": "all test interactions", "range": "", "count": int(len(items)), "recall": float(found.mean())}]
-    for g in range(N_GROUPS):
+    for g in range(item_groups.max() + 1):
         members = item_groups[items] == g
         in_group = popularity[1:][item_groups[1:] == g]
         rows.append({"group": f"items P{g + 1}", "range": f"{in_group.min()}-{in_group.max()} train interactions",
@@ -109,18 +123,21 @@ def write_breakdown(result, path_prefix):
     labels = list(result)
     k = next(iter(result.values()))["k"]
     lines = [f"# Test Recall@{k} / NDCG@{k} by user activity and item popularity", "",
-             "Users: five groups of about equal size by number of training interactions (MMSSL paper, Table 4). "
-             "Items: test interactions grouped by the training popularity of their item (five groups of about "
-             "equal numbers of items), and by whether the item has modality features. RecBole full ranking, "
+             "Users: up to five groups of about equal size by number of training interactions (MMSSL paper, "
+             "Table 4), cut only between distinct counts (users with the same count share a group). "
+             "Items: test interactions grouped by the training popularity of their item (up to five groups of "
+             "about equal numbers of items, cut only between distinct popularities), and by whether the item "
+             "has modality features. RecBole full ranking, "
              "train and validation items masked, standard NDCG.", ""]
     for part, metrics in (("users", ("recall", "ndcg")), ("items", ("recall",))):
         head = "| group | range | count | " + " | ".join(f"{lab} {m}@{k}" for lab in labels for m in metrics) + " |"
         lines += [head, "|" + "---|" * (3 + len(labels) * len(metrics))]
         first = result[labels[0]][part]
-        for n, row in enumerate(first):
+        by_group = {lab: {r["group"]: r for r in result[lab][part]} for lab in labels}
+        for row in first:
             cells = []
             for lab in labels:
-                other = result[lab][part][n]
+                other = by_group[lab].get(row["group"], {})
                 cells += ["-" if other.get(m) is None else f"{other[m]:.4f}" for m in metrics]
             lines.append(f"| {row['group']} | {row['range']} | {row['count']} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -131,7 +148,8 @@ def write_breakdown(result, path_prefix):
         groups = [r["group"] for r in result[labels[0]][part]]
         width = 0.8 / len(labels)
         for n, lab in enumerate(labels):
-            values = [r["recall"] or 0 for r in result[lab][part]]
+            rows = {r["group"]: r for r in result[lab][part]}
+            values = [rows.get(g, {}).get("recall") or 0 for g in groups]
             ax.bar([x + n * width for x in range(len(groups))], values, width=width, label=lab)
         ax.set_xticks([x + 0.4 - width / 2 for x in range(len(groups))])
         ax.set_xticklabels(groups, rotation=25, ha="right")

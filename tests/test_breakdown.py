@@ -16,6 +16,17 @@ def test_equal_size_groups_cut_sorted_values_into_five_runs():
     assert list(groups[np.argsort(values)]) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
 
 
+def test_groups_never_split_equal_values():
+    """TikTok-like counts: many users with 1-3 items. Equal values share a group, groups keep order."""
+    values = np.array([1] * 40 + [2] * 25 + [3] * 15 + [4] * 8 + [5] * 6 + [9] * 6)
+    groups = equal_size_groups(np.random.default_rng(0).permutation(values))
+    shuffled = np.random.default_rng(0).permutation(values)
+    for value in np.unique(values):
+        assert len(set(groups[shuffled == value])) == 1
+    # cuts at the first element of each value: 1 -> 0, 2 -> 40*5//100 = 2, 3 -> 65*5//100 = 3, 4.. -> 4
+    assert [int(groups[shuffled == v][0]) for v in (1, 2, 3, 4, 5, 9)] == [0, 1, 2, 3, 3, 3]
+
+
 def test_overall_rows_equal_recboles_test_result(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["pytest"])
     write_tiny_dataset(tmp_path, n_users=60)
@@ -26,8 +37,9 @@ def test_overall_rows_equal_recboles_test_result(tmp_path, monkeypatch):
     assert overall["recall"] == pytest.approx(result["test_result"]["recall@20"], abs=1e-6)
     assert overall["ndcg"] == pytest.approx(result["test_result"]["ndcg@20"], abs=1e-6)
     user_groups = groups["users"][1:]
-    assert len(user_groups) == 5 and sum(g["count"] for g in user_groups) == overall["count"] == 60
-    assert max(g["count"] for g in user_groups) - min(g["count"] for g in user_groups) <= 1
+    assert 1 <= len(user_groups) <= 5 and sum(g["count"] for g in user_groups) == overall["count"] == 60
+    spans = [tuple(int(v) for v in g["range"].split()[0].split("-")) for g in user_groups]
+    assert all(high < low for (_, high), (low, _) in zip(spans, spans[1:]))  # no count in two groups
     item_rows = groups["items"]
     assert sum(r["count"] for r in item_rows[1:6]) == item_rows[0]["count"] == 60
     paths = write_breakdown({"LightGCN": groups}, str(tmp_path / "bd"))

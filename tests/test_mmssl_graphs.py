@@ -146,8 +146,9 @@ def test_window_for_coverage_matches_the_formula():
 
 def test_epoch_log_reports_graph_coverage(tmp_path):
     """Paper's window comes from graph_coverage; the epoch log carries the users/items with edges."""
-    from _model_util import build
+    from _model_util import build, write_tiny_dataset
 
+    write_tiny_dataset(tmp_path)
     # B = 16 of 48 users: 1 - (2/3)^2 = 0.56 >= 0.5 > 1/3, so a window of 2 batches.
     config, (train, _, _), model, trainer = build(tmp_path, graph_coverage=0.5, m_topk_rate=0.05)
     assert model.graph_period == 2
