@@ -53,11 +53,12 @@ def child(spec):
     config_dict = {"seed": 2022, "show_progress": False, "state": "WARNING", **spec["overrides"]}
     if spec.get("data_path"):
         config_dict["data_path"] = spec["data_path"]
-    config, (train_data, _, _), model, trainer = build("MMSSL", spec["dataset"], config_dict=config_dict)
+    config, (train_data, _, _), model, trainer = build(spec["model"], spec["dataset"], config_dict=config_dict)
     import torch
 
-    sampler_class = type(trainer.sampler)
-    trainer.sampler.__class__ = type("OneIteration", (sampler_class,), {"iterations_per_epoch": 1})
+    if spec["model"] == "MMSSL":  # one-iteration epochs; other models: whole epochs of RecBole's Trainer
+        sampler_class = type(trainer.sampler)
+        trainer.sampler.__class__ = type("OneIteration", (sampler_class,), {"iterations_per_epoch": 1})
     trainer._train_epoch(train_data, 0)  # warm-up: allocations, CSR copies, thread pools
     walls = []
     for _ in range(spec["iterations"]):
@@ -73,9 +74,10 @@ def start_burners(nices, seconds):
     return [subprocess.Popen(["nice", "-n", str(n), sys.executable, "-c", BURNER, str(seconds)]) for n in nices]
 
 
-def measure(dataset, data_path, setting, load, iterations, burner_seconds):
+def measure(dataset, data_path, setting, load, iterations, burner_seconds, model="MMSSL"):
     env_extra, overrides, _ = SETTINGS[setting]
-    spec = {"dataset": dataset, "data_path": data_path, "overrides": overrides, "iterations": iterations}
+    spec = {"dataset": dataset, "data_path": data_path, "overrides": overrides, "iterations": iterations,
+            "model": model}
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT",
                         "RECBOLE_MMSSL_THREADS")}
@@ -91,7 +93,8 @@ def measure(dataset, data_path, setting, load, iterations, burner_seconds):
     if out.returncode != 0:
         raise RuntimeError(f"{setting}/{load} failed:\n{out.stderr[-3000:]}")
     record = json.loads(out.stdout.strip().splitlines()[-1])
-    record.update(dataset=dataset, setting=setting, load=load, s_per_iteration=statistics.median(record["walls"]))
+    record.update(dataset=dataset, setting=setting, load=load, model=model,
+                  s_per_iteration=statistics.median(record["walls"]))
     return record
 
 
@@ -99,10 +102,11 @@ def write_report(records, args, path_prefix):
     with open(path_prefix + ".json", "w") as f:
         json.dump({"machine": machine(), "args": vars(args), "records": records}, f, indent=1)
     lines = [
-        "# MMSSL training speed under load", "",
+        f"# {args.model} training speed under load", "",
         f"`{args.command}` on {machine()}.",
-        f"Median seconds per training iteration over {args.iterations} timed iterations after one warm-up "
-        "(MMSSL `paper`, seed 2022, the dataset's own batch size). Load: single-threaded busy loops "
+        f"Median seconds per training {'iteration' if args.model == 'MMSSL' else 'epoch'} over {args.iterations} "
+        f"timed {'iterations' if args.model == 'MMSSL' else 'epochs'} after one warm-up ({args.model}"
+        f"{' `paper`' if args.model == 'MMSSL' else ''}, seed 2022, the dataset's own batch size). Load: single-threaded busy loops "
         "started before and stopped after each measurement. Ratio: to the same setting's idle figure of "
         "this run; 'vs 1 thread': to the one-thread setting under the same load.", "",
     ]
@@ -160,6 +164,8 @@ def main():
     parser.add_argument("--iterations", type=int, default=5)
     parser.add_argument("--burner_seconds", type=float, default=900)
     parser.add_argument("--out", default=os.path.join(REPO, "results", "speed_under_load"))
+    parser.add_argument("--model", default="MMSSL", help="MMSSL (seconds per iteration) or any other model "
+                        "(seconds per training epoch of RecBole's Trainer)")
     parser.add_argument("--report_only", action="store_true", help="rewrite the .md from the .json")
     args = parser.parse_args()
     if args.child:
@@ -175,7 +181,7 @@ def main():
         data_path = args.data_path if dataset != "ml-100k" else None
         for load in args.loads.split(","):
             for setting in args.settings.split(","):
-                record = measure(dataset, data_path, setting, load, args.iterations, args.burner_seconds)
+                record = measure(dataset, data_path, setting, load, args.iterations, args.burner_seconds, args.model)
                 print(f"{dataset:8s} {setting:18s} {load:18s} {record['s_per_iteration']:.3f} s/it "
                       f"{record['policy']}", flush=True)
                 records.append(record)

@@ -97,3 +97,38 @@ def copy_with_new_features(folder, source, name, seed=1):
         else:
             shutil.copy(path, dst / f"{name}{suffix}")
     return dst
+
+
+def assert_loss_falls(trainer, train_data, epochs=6):
+    """The training loss of RecBole's Trainer is finite and falls by at least 5% over ``epochs``."""
+    losses = epoch_losses(trainer, train_data, epochs)
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < 0.95 * losses[0], losses
+
+
+def assert_full_sort_scores_every_item_and_masks_training(model, trainer, train_data, valid_data):
+    """full_sort_predict scores every item (and agrees with predict); RecBole's evaluator masks each
+    user's training items and the padding item, and every validation user is checked."""
+    dataset = train_data._dataset
+    n_items = dataset.item_num
+    train = dataset.inter_matrix(form="csr")
+    result = trainer.evaluate(valid_data, load_best_model=False)  # also sets the trainer's item count
+    assert 0.0 <= result["recall@10"] <= 1.0
+    model.eval()
+    checked = 0
+    with torch.no_grad():
+        for batch in valid_data:
+            interaction = batch[0]
+            users = interaction[dataset.uid_field]
+            raw = model.full_sort_predict(interaction)
+            assert raw.shape == (len(users) * n_items,) and torch.isfinite(raw).all()
+            pairs = interaction.repeat_interleave(n_items)
+            pairs.update(type(interaction)({dataset.iid_field: torch.arange(n_items).repeat(len(users))}))
+            assert torch.allclose(model.predict(pairs), raw, atol=1e-5)
+            _, scores, _, _ = trainer._full_sort_batch_eval(batch)
+            for row, user in enumerate(users.tolist()):
+                seen = train[user].indices.tolist()
+                assert seen and torch.isinf(scores[row, seen]).all() and torch.isinf(scores[row, 0])
+                assert torch.isfinite(scores[row]).sum() == n_items - 1 - len(seen)
+                checked += 1
+    assert checked == len(set(valid_data._dataset.inter_feat[dataset.uid_field].tolist()))

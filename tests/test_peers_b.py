@@ -6,6 +6,8 @@ import pytest
 import torch
 from _model_util import write_tiny_dataset
 from _peer_util import (
+    assert_full_sort_scores_every_item_and_masks_training,
+    assert_loss_falls,
     all_user_scores,
     build_peer,
     copy_with_new_features,
@@ -71,38 +73,14 @@ def projection_weights(model):
 @pytest.mark.parametrize("name", MODELS)
 def test_loss_falls_over_epochs_of_recboles_trainer(data_dir, name):
     _, (train_data, _, _), _, trainer = build(data_dir, name, learning_rate=0.05)
-    losses = epoch_losses(trainer, train_data, 6)
-    assert all(torch.isfinite(torch.tensor(losses)))
-    assert losses[-1] < 0.95 * losses[0], losses
+    assert_loss_falls(trainer, train_data)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_full_sort_scores_every_item_and_the_evaluator_masks_training_items(data_dir, name):
     _, (train_data, valid_data, _), model, trainer = build(data_dir, name)
     epoch_losses(trainer, train_data, 1)
-    dataset = train_data._dataset
-    n_items = dataset.item_num
-    train = dataset.inter_matrix(form="csr")
-    result = trainer.evaluate(valid_data, load_best_model=False)  # also sets the trainer's item count
-    assert 0.0 <= result["recall@10"] <= 1.0
-    model.eval()
-    checked = 0
-    with torch.no_grad():
-        for batch in valid_data:
-            interaction = batch[0]
-            users = interaction[dataset.uid_field]
-            raw = model.full_sort_predict(interaction)
-            assert raw.shape == (len(users) * n_items,) and torch.isfinite(raw).all()
-            pairs = interaction.repeat_interleave(n_items)
-            pairs.update(type(interaction)({dataset.iid_field: torch.arange(n_items).repeat(len(users))}))
-            assert torch.allclose(model.predict(pairs), raw, atol=1e-5)
-            _, scores, _, _ = trainer._full_sort_batch_eval(batch)
-            for row, user in enumerate(users.tolist()):
-                seen = train[user].indices.tolist()
-                assert seen and torch.isinf(scores[row, seen]).all() and torch.isinf(scores[row, 0])
-                assert torch.isfinite(scores[row]).sum() == n_items - 1 - len(seen)
-                checked += 1
-    assert checked == len(set(valid_data._dataset.inter_feat[dataset.uid_field].tolist()))
+    assert_full_sort_scores_every_item_and_masks_training(model, trainer, train_data, valid_data)
 
 
 @pytest.mark.parametrize("name", MODELS)
