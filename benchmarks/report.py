@@ -155,7 +155,7 @@ def short_names(labels):
 
 def write_markdown(dataset, table, runs, labels, seeds, path):
     names = short_names(labels)
-    lines = [f"# {dataset}: MMSSL vs RecBole baselines", ""]
+    lines = [f"# {dataset}: MMSSL, its multimodal peers and RecBole baselines", ""]
     lines += ["Produced by `benchmarks/compare.py` (do not edit by hand). Test metrics are mean ± sd over the "
               "seeds that finished; each run's epoch is selected on validation Recall@20 only.", ""]
     head = "| model | seeds | " + " | ".join(METRICS) + " | valid R@20 | best epoch | s/epoch | peak RSS MB |"
@@ -167,8 +167,9 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
         rss = f"{row['peak_rss_mb']:.0f}" if row["peak_rss_mb"] else "-"
         lines.append(f"| {names[label]} | {len(row['seeds_ok'])}/{len(seeds)} | " + " | ".join(cells)
                      + f" | {_fmt(row['valid_recall@20'])} | {row['best_epoch'] or '-'} | {per_epoch} | {rss} |")
-    legend = [f"- {names[label]}: {label.partition(':')[0]} with {label.partition(':')[2].replace(';', ', ')}"
-              for label in labels if names[label] != label and not label.endswith(INTERRUPTED)]
+    bases = dict.fromkeys(label[: -len(INTERRUPTED)] if label.endswith(INTERRUPTED) else label for label in labels)
+    legend = [f"- {names[base]}: {base.partition(':')[0]} with {base.partition(':')[2].replace(';', ', ')}"
+              for base in bases if names[base] != base]
     if legend:
         lines += [""] + legend
     ranked = sorted((table[lab]["recall@20"][0], names[lab]) for lab in labels if table[lab]["recall@20"][0] is not None)
