@@ -33,6 +33,12 @@ def get_model(model_name):
     if model_name in PLUGIN_MODELS:
         module, _ = PLUGIN_MODELS[model_name]
         return getattr(importlib.import_module(module), model_name)
+    import torch
+
+    # RecBole's lookup imports whole model packages on its way (find_spec imports the parents), and
+    # recbole/model/sequential_recommender/sine.py turns on torch's anomaly detection for the whole
+    # process at import: slow, and it raises on harmless NaN gradients of masked sqrt/rsqrt terms.
+    anomaly = torch.is_anomaly_enabled()
     try:
         return recbole_get_model(model_name)
     except (ValueError, ImportError):
@@ -40,6 +46,8 @@ def get_model(model_name):
         raise ValueError(
             f"Unknown model {model_name!r}: use MMSSL or a RecBole model name (e.g. LightGCN, SGL, NCL, BPR)."
         ) from None
+    finally:
+        torch.set_anomaly_enabled(anomaly)
 
 
 _SAFE_TRAINERS = {}

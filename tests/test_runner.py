@@ -96,3 +96,17 @@ def test_ncl_clusters_are_capped_on_small_data(tmp_path, caplog):
 def test_missing_prepared_dataset_names_the_convert_command(tmp_path):
     with pytest.raises(Exception, match="recbole_mmssl.data.convert"):
         run_recbole_mmssl("LightGCN", "amazon-baby", config_dict={"data_path": str(tmp_path)})
+
+
+def test_looking_up_a_model_leaves_torchs_anomaly_detection_as_it_was():
+    """RecBole's SINE module enables anomaly detection at import; a lookup that reaches it must not
+    leak that into the process (it made later tests fail on masked NaN gradients, and runs slow)."""
+    import torch
+
+    from recbole_mmssl.registry import get_model
+
+    assert not torch.is_anomaly_enabled()
+    with pytest.raises(ValueError, match="Unknown model"):
+        get_model("NoSuchModel")
+    assert get_model("SINE").__name__ == "SINE"
+    assert not torch.is_anomaly_enabled()
