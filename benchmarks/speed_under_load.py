@@ -39,6 +39,8 @@ SETTINGS = {
     "legacy_numpy_blas": ({"RECBOLE_MMSSL_THREADS": "legacy"}, {"critic_matmul": "numpy"},
                           "legacy, critic products through numpy's OpenBLAS (what `critic_matmul: auto` picks "
                           "on AMD CPUs: the setting of the 16x report)"),
+    "released": ({}, {"variant": "released"}, "variant released (real_rows released: dense first-layer product), "
+                                              "default threads"),
     "default_numpy_blas": ({}, {"critic_matmul": "numpy"}, "the default policy, critic products through numpy"),
 }
 #: name -> list of (nice) of single-threaded burners
