@@ -127,6 +127,14 @@ def _config_dict(spec):
     return config
 
 
+def log_curve(text):
+    """(validation score per epoch, training seconds per epoch) from a run's log (PROGRESS lines and
+    the trainers' epoch lines)."""
+    scores = [float(v) for v in re.findall(r"^PROGRESS epoch \d+ valid \S+=([0-9.]+)", text, flags=re.M)]
+    seconds = [float(v) for v in re.findall(r"epoch \d+ training \[time: ([0-9.]+)s", text)]
+    return scores, seconds
+
+
 def resumable(checkpoint_dir, log_path):
     """What an interrupted run left to continue from: its newest ``.last.pth`` in ``checkpoint_dir``
     (the run's own folder) and the per-epoch validation scores and times its log printed up to it.
@@ -142,9 +150,7 @@ def resumable(checkpoint_dir, log_path):
         return None
     last = max(lasts, key=os.path.getmtime)
     done = int(load_checkpoint(last)["epoch"]) + 1  # epochs finished before the interruption
-    text = open(log_path).read() if os.path.exists(log_path) else ""
-    scores = [float(v) for v in re.findall(r"^PROGRESS epoch \d+ valid \S+=([0-9.]+)", text, flags=re.M)]
-    seconds = [float(v) for v in re.findall(r"epoch \d+ training \[time: ([0-9.]+)s", text)]
+    scores, seconds = log_curve(open(log_path).read() if os.path.exists(log_path) else "")
     epochs = [{"epoch": e, "valid_score": scores[e] if e < len(scores) else float("nan"),
                "train_seconds": seconds[e] if e < len(seconds) else None} for e in range(done)]
     return {"checkpoint": last, "epoch": done, "epochs": epochs}
@@ -168,8 +174,7 @@ def finalize_interrupted(spec, log_path):
     if not saved:
         return False
     checkpoint = os.path.join(spec["cwd"], saved[-1])
-    curve = [float(v) for v in re.findall(r"^PROGRESS epoch \d+ valid \S+=([0-9.]+)", text, flags=re.M)]
-    seconds = [float(v) for v in re.findall(r"epoch \d+ training \[time: ([0-9.]+)s", text)]
+    curve, seconds = log_curve(text)
     config, (train_data, valid_data, test_data), _, trainer = build(
         spec["model"], spec["dataset"], spec["config_files"], _config_dict(spec))
     state = load_checkpoint(checkpoint)

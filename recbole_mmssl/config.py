@@ -39,7 +39,7 @@ from functools import lru_cache
 import yaml
 from recbole.config import Config as RecBoleConfig
 
-from recbole_mmssl.data.errors import ConfigError, DataError, UsageError
+from recbole_mmssl.data.errors import ConfigError, DataError, UsageError, read_utf8_text
 from recbole_mmssl.registry import PLUGIN_MODELS, get_model
 
 PROPERTIES_DIR = os.path.join(os.path.dirname(os.path.realpath(__file__)), "properties")
@@ -298,19 +298,8 @@ def parse_cli_value(text):
 def read_config_file(path, loader):
     """A user config file as ({key: value}, {key: line}); every problem names the file (and line)."""
     fix = "give existing yaml files of `key: value` lines, comma-separated: --config_files=a.yaml,b.yaml"
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(path, "config file not found", fix) from None
-    except IsADirectoryError:
-        raise DataError(path, "is a folder, not a config file", fix) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DataError(f"{path} line {line}", f"not UTF-8 text (byte {err.start})",
-                        "save the config file as UTF-8") from None
+    text = read_utf8_text(path, "config file not found", "is a folder, not a config file", fix,
+                          utf8_fix="save the config file as UTF-8")
     try:
         node = yaml.compose(text, Loader=loader)
         values = yaml.load(text, Loader=loader)

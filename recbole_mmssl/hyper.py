@@ -25,7 +25,7 @@ import yaml
 
 from recbole_mmssl.cli import ArgumentParser, check_output_folder, config_overrides, run_cli
 from recbole_mmssl.config import Config
-from recbole_mmssl.data.errors import ConfigError, DataError
+from recbole_mmssl.data.errors import ConfigError, DataError, read_utf8_text
 from recbole_mmssl.quick_start import preflight, run_recbole_mmssl
 
 KINDS = {"choice": None, "uniform": 2, "loguniform": 2, "quniform": 3}  # kind -> number of values
@@ -52,19 +52,9 @@ def read_space(params_file, lines=None):
     """
     fix = "write one `name type values` line per parameter, e.g. `learning_rate choice [1e-3,5e-4]` or " \
           "`dropout uniform 0.1,0.5` (types: choice, uniform, loguniform, quniform)"
-    try:
-        with open(params_file, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(params_file, "parameter file not found", "pass --params_file=FILE (e.g. hyper.test)") from None
-    except IsADirectoryError:
-        raise DataError(params_file, "is a folder, not a parameter file", "pass --params_file=FILE") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DataError(f"{params_file} line {line}", f"not UTF-8 text (byte {err.start})",
-                        "save the parameter file as UTF-8") from None
+    text = read_utf8_text(params_file, "parameter file not found", "is a folder, not a parameter file", fix,
+                          missing_fix="pass --params_file=FILE (e.g. hyper.test)", folder_fix="pass --params_file=FILE",
+                          utf8_fix="save the parameter file as UTF-8")
     space, seen = {}, {} if lines is None else lines
     for number, line in enumerate(text.splitlines(), 1):
         parts = line.split()

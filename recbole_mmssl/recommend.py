@@ -26,7 +26,7 @@ from recbole.data.interaction import Interaction
 from recbole_mmssl.checkpoint import dataset_fingerprint, load_checkpoint
 from recbole_mmssl.cli import ArgumentParser, check_output_file, run_cli
 from recbole_mmssl.config import Config
-from recbole_mmssl.data.errors import DataError, UsageError
+from recbole_mmssl.data.errors import DataError, UsageError, read_utf8_text
 from recbole_mmssl.registry import get_model
 
 logger = logging.getLogger(__name__)
@@ -96,18 +96,7 @@ def load_trained(checkpoint, data_path=None, device="cpu"):
 def read_user_tokens(path):
     """User tokens of a ``--users`` file (one per line; a tab-separated first column is taken)."""
     fix = "give a UTF-8 text file with one user token per line, or --users=all"
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(path, "--users file not found", fix) from None
-    except IsADirectoryError:
-        raise DataError(path, "--users is a folder, not a file", fix) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        raise DataError(f"{path} line {line}", f"not UTF-8 text (byte {err.start})", fix) from None
+    text = read_utf8_text(path, "--users file not found", "--users is a folder, not a file", fix)
     return [line.strip().split("\t")[0] for line in text.splitlines() if line.strip()]
 
 

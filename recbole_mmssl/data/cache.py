@@ -50,26 +50,40 @@ def _cache_key(stat, iid_field, field_sep, seq_sep):
     }
 
 
-def _try_load(cache_path, key, source):
-    """Return the cached (modality, tokens, features) if the cache matches ``key``, else None."""
+def load_keyed_cache(cache_path, key, what):
+    """The tensor-only dict saved at ``cache_path`` if its entries match ``key``, else None.
+
+    A missing, truncated or foreign file is a stale cache (warned about, then rebuilt); ``what``
+    names the cache and what happens instead, for the warning. Shared by every cache of the plugin.
+    """
     if not os.path.isfile(cache_path):
         return None
     try:
         blob = torch.load(cache_path, weights_only=True)
     except Exception as exc:  # a truncated or foreign file is just a stale cache
-        getLogger().warning(f"Ignoring unreadable parse cache {cache_path} ({exc}); parsing again.")
+        getLogger().warning(f"Ignoring unreadable {what.format(path=cache_path, error=exc)}.")
         return None
     if not isinstance(blob, dict) or any(blob.get(k) != v for k, v in key.items()):
+        return None
+    return blob
+
+
+def _try_load(cache_path, key, source):
+    """Return the cached (modality, tokens, features) if the cache matches ``key``, else None."""
+    blob = load_keyed_cache(cache_path, key, "parse cache {path} ({error}); parsing again")
+    if blob is None:
         return None
     if blob["racy"] and _crc32_of(source) != blob["crc32"]:
         return None
     return blob["modality"], list(blob["tokens"]), blob["features"].numpy()
 
 
-def _try_save(cache_path, key, crc, modality, tokens, features):
-    blob = dict(key, crc32=crc, modality=modality, tokens=list(tokens),
-                features=torch.from_numpy(features),
-                racy=(time.time_ns() - key["mtime_ns"]) < RACY_SECONDS * 1e9)
+def save_keyed_cache(cache_path, blob, what):
+    """Write ``blob`` (tensors and plain data) atomically beside its source: temp file, then rename.
+
+    A write that fails (read-only folder, full disk) only costs a rebuild next time: ``what`` says
+    which cache and what, for the warning. Shared by every cache of the plugin.
+    """
     folder = os.path.dirname(cache_path)
     tmp = None
     try:
@@ -80,10 +94,17 @@ def _try_save(cache_path, key, crc, modality, tokens, features):
         os.chmod(tmp, umask_mode())
         os.replace(tmp, cache_path)
     except OSError as exc:
-        getLogger().warning(f"Could not write parse cache {cache_path} ({exc}); the feature file "
-                            f"will be parsed again next time.")
+        getLogger().warning(f"Could not write {what.format(path=cache_path, error=exc)}.")
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _try_save(cache_path, key, crc, modality, tokens, features):
+    blob = dict(key, crc32=crc, modality=modality, tokens=list(tokens),
+                features=torch.from_numpy(features),
+                racy=(time.time_ns() - key["mtime_ns"]) < RACY_SECONDS * 1e9)
+    save_keyed_cache(cache_path, blob,
+                     "parse cache {path} ({error}); the feature file will be parsed again next time")
 
 
 def load_feature_file(path, iid_field="item_id", field_sep="\t", seq_sep=" ", use_cache=True):

@@ -41,3 +41,29 @@ class UsageError(UserError):
 
     def __init__(self, where, problem, fix="see --help for the options"):
         super().__init__(where, problem, fix)
+
+
+def read_utf8_text(path, missing, folder, fix, missing_fix=None, folder_fix=None, utf8_fix=None,
+                   line_in_path=True):
+    """The whole text of a user's file, or a DataError naming the file and, for bad bytes, the line.
+
+    Every command reads some small user file (config, parameter, --users, item table); this is the
+    one place that turns a missing file, a folder or non-UTF-8 bytes into the error/fix lines.
+    ``missing`` / ``folder`` are the problems to report; ``line_in_path`` puts "line N" after the
+    path (``PATH line N: not UTF-8 text (byte B)``), else in the problem (``(byte B, line N)``).
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(path, missing, missing_fix or fix) from None
+    except IsADirectoryError:
+        raise DataError(path, folder, folder_fix or fix) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        if line_in_path:
+            raise DataError(f"{path} line {line}", f"not UTF-8 text (byte {err.start})", utf8_fix or fix) from None
+        raise DataError(path, f"not UTF-8 text (byte {err.start}, line {line})", utf8_fix or fix) from None
+

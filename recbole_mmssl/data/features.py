@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from recbole_mmssl.data.atomic_io import FEATURE_SUFFIX, check_tokens, write_feature_file
-from recbole_mmssl.data.errors import DataError, UsageError
+from recbole_mmssl.data.errors import DataError, UsageError, read_utf8_text
 
 _SEPARATORS = "\t,;|"
 
@@ -36,19 +36,11 @@ def default_model_path():
 def read_text_table(path, id_column, text_column):
     """Return (ids, texts) from a CSV/TSV/atomic file; columns match by full or base name."""
     path = str(path)
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError(path, "input file not found", "pass an existing --input file") from None
-    except IsADirectoryError:
-        raise DataError(path, "--input is a folder, not a file", "pass a CSV/TSV file") from None
-    try:
-        sample = raw.decode("utf-8")[:65536]
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(path, f"not UTF-8 text (byte {exc.start}, line {line})",
-                        "save the table as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+    sample = read_utf8_text(
+        path, "input file not found", "--input is a folder, not a file", "save the table as UTF-8 (e.g. iconv -f "
+        "latin1 -t utf-8)", missing_fix="pass an existing --input file", folder_fix="pass a CSV/TSV file",
+        line_in_path=False,
+    )[:65536]
     header = sample.splitlines()[0] if sample else ""
     if "\t" in header:
         sep, quoting = "\t", csv.QUOTE_NONE  # RecBole atomic files are unquoted TSV

@@ -73,7 +73,7 @@ class MMGCN(DotProductScores, GeneralRecommender):
     row in that modality's graph; their ID embedding still enters through Eq. 5).
 
     Deviations from the authors' code, which are bugs there: the ID embeddings and preferences are
-    trained (there they are non-leaf ``.cuda()`` copies the optimiser never sees), the preferences
+    trained (there they are non-leaf copies moved to the GPU, which the optimiser never sees), the preferences
     of every modality are regularised (there only the visual one), ``n_layers`` is honoured (there
     three layers are hard-coded) and ``concat`` is a boolean (there the string 'False', i.e. true).
     """

@@ -26,13 +26,13 @@ feature and mask bytes, their shape, k and the neighbour rule's version: anythin
 
 import hashlib
 import os
-import tempfile
 import time
 from logging import getLogger
 
 import torch
 
-from recbole_mmssl.data.atomic_io import feature_file_name, umask_mode
+from recbole_mmssl.data.atomic_io import feature_file_name
+from recbole_mmssl.data.cache import load_keyed_cache, save_keyed_cache
 
 #: Version of the neighbour rule above; part of the cache key.
 KNN_RULE_VERSION = 1
@@ -141,32 +141,13 @@ def _cache_key(features, mask, k):
 
 
 def _load(path, key):
-    if not os.path.isfile(path):
-        return None
-    try:
-        blob = torch.load(path, weights_only=True)
-    except Exception as exc:  # a truncated or foreign file is just a stale cache
-        getLogger().warning(f"Ignoring unreadable k-NN cache {path} ({exc}); building the graph again.")
-        return None
-    if not isinstance(blob, dict) or any(blob.get(name) != value for name, value in key.items()):
-        return None
-    return blob["rows"], blob["cols"], blob["cosine"]
+    blob = load_keyed_cache(path, key, "k-NN cache {path} ({error}); building the graph again")
+    return None if blob is None else (blob["rows"], blob["cols"], blob["cosine"])
 
 
 def _save(path, key, rows, cols, cosine):
     blob = dict(key, rows=rows.cpu(), cols=cols.cpu(), cosine=cosine.cpu())
-    folder = os.path.dirname(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(blob, f)
-        os.chmod(tmp, umask_mode())
-        os.replace(tmp, path)
-    except OSError as exc:
-        getLogger().warning(f"Could not write k-NN cache {path} ({exc}); the graph will be built again next time.")
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    save_keyed_cache(path, blob, "k-NN cache {path} ({error}); the graph will be built again next time")
 
 
 def modality_knn(dataset, modality, features, mask, k, use_cache=True, chunk_rows=None):
