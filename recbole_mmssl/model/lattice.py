@@ -13,7 +13,7 @@ from recbole.utils import InputType
 from torch import nn
 
 from recbole_mmssl.model.common.encoders import ModalityProjection
-from recbole_mmssl.model.common.graph_ops import propagate, user_item_adjacency
+from recbole_mmssl.model.common.graph_ops import bipartite_edges, mean_normalized, propagate, user_item_adjacency
 from recbole_mmssl.model.common.inputs import modality_features, training_pairs
 from recbole_mmssl.model.common.knn import (
     cosine_topk, edge_product, modality_knn, pair_cosine, row_degree_normalized, sparse_graph,
@@ -32,12 +32,9 @@ def mean_adjacency_with_self_loops(users, items, n_users, n_items):
     n = n_users + n_items
     nodes = torch.arange(n, device=users.device)
     nodes = nodes[(nodes != 0) & (nodes != n_users)]
-    rows = torch.cat([users, items + n_users, nodes])
-    cols = torch.cat([items + n_users, users, nodes])
-    graph = sparse_graph(rows, cols, torch.ones(rows.shape[0], device=users.device), n)
-    index, values = graph.indices(), graph.values()
-    degree = torch.zeros(n, device=users.device).index_add(0, index[0], values)
-    return torch.sparse_coo_tensor(index, values / degree[index[0]], (n, n), is_coalesced=True, check_invariants=False)
+    rows, cols = bipartite_edges(users, items, n_users)
+    rows, cols = torch.cat([rows, nodes]), torch.cat([cols, nodes])
+    return mean_normalized(rows, cols, torch.ones(rows.shape[0], device=users.device), (n, n))
 
 
 UI_ADJACENCIES = {

@@ -13,7 +13,7 @@ from recbole.utils import InputType
 from torch import nn
 
 from recbole_mmssl.model.common.encoders import ModalityProjection
-from recbole_mmssl.model.common.graph_ops import propagate
+from recbole_mmssl.model.common.graph_ops import bipartite_edges, mean_normalized, propagate
 from recbole_mmssl.model.common.inputs import modality_features, training_pairs
 from recbole_mmssl.model.common.losses import bpr_loss
 from recbole_mmssl.model.common.scoring import DotProductScores
@@ -25,12 +25,9 @@ def mean_adjacency(users, items, n_users, n_items):
     MMGCN's mean aggregation (the authors' PyG MessagePassing with aggr='mean' over both edge
     directions); nodes without neighbours get zero rows.
     """
-    rows = torch.cat([users, items + n_users])
-    cols = torch.cat([items + n_users, users])
+    rows, cols = bipartite_edges(users, items, n_users)
     n = n_users + n_items
-    degree = torch.zeros(n, device=rows.device).index_add_(0, rows, torch.ones_like(rows, dtype=torch.float))
-    values = 1.0 / degree[rows]
-    return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (n, n), check_invariants=False).coalesce()
+    return mean_normalized(rows, cols, torch.ones(rows.shape[0], device=rows.device), (n, n))
 
 
 class ModalityGCN(nn.Module):

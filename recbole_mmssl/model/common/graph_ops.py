@@ -95,6 +95,21 @@ def symmetric_normalized(rows, cols, values, shape):
     )
 
 
+def mean_normalized(rows, cols, values, shape):
+    """Sparse COO D^-1 A (each row averages its entries), duplicates summed first; empty rows stay empty."""
+    graph = torch.sparse_coo_tensor(
+        torch.stack([rows, cols]), values.float(), shape, device=values.device, check_invariants=False
+    ).coalesce()
+    index, weight = graph.indices(), graph.values()
+    row_sum = torch.zeros(shape[0], device=values.device).index_add_(0, index[0], weight)
+    return torch.sparse_coo_tensor(index, weight / row_sum[index[0]], shape, is_coalesced=True, check_invariants=False)
+
+
+def bipartite_edges(users, items, n_users):
+    """(rows, cols) of both directions of the user-item edges over the (U+I) nodes (items at U+i)."""
+    return torch.cat([users, items + n_users]), torch.cat([items + n_users, users])
+
+
 def user_item_adjacency(users, items, n_users, n_items, values=None):
     """The (U+I) x (U+I) symmetric-normalised bipartite adjacency of LightGCN-style models.
 
@@ -103,7 +118,6 @@ def user_item_adjacency(users, items, n_users, n_items, values=None):
     """
     if values is None:
         values = torch.ones(users.shape[0], device=users.device)
-    rows = torch.cat([users, items + n_users])
-    cols = torch.cat([items + n_users, users])
+    rows, cols = bipartite_edges(users, items, n_users)
     n = n_users + n_items
     return symmetric_normalized(rows, cols, torch.cat([values, values]), (n, n))
