@@ -11,22 +11,28 @@ import torch
 DEGREE_EPS = 1e-8  # spec 1.1: diag(deg + 1e-8)^-1/2
 
 
+def _coalesced(rows, cols, values, shape):
+    """(indices, values, row sums) of the edge list with duplicates summed: what every normalisation starts from."""
+    graph = torch.sparse_coo_tensor(
+        torch.stack([rows, cols]), values.float(), shape, device=values.device, check_invariants=False
+    ).coalesce()
+    index, weight = graph.indices(), graph.values()
+    return index, weight, torch.zeros(shape[0], device=values.device).index_add_(0, index[0], weight)
+
+
+def _scaled(index, weight, shape):
+    return torch.sparse_coo_tensor(index, weight, shape, is_coalesced=True, check_invariants=False)
+
+
 def row_normalized(rows, cols, values, shape):
     """Sparse COO D^-1/2 A over the rows only (spec 1.1), duplicates summed first.
 
     The released code's ``csr_norm(mean_flag=True)``: each row is scaled by 1/sqrt(its own sum of
     values + 1e-8); columns are not scaled and empty rows stay empty.
     """
-    device = values.device
-    graph = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), values.float(), shape, device=device, check_invariants=False
-    ).coalesce()
-    index, weight = graph.indices(), graph.values()
-    row_sum = torch.zeros(shape[0], device=device).index_add_(0, index[0], weight)
+    index, weight, row_sum = _coalesced(rows, cols, values, shape)
     scale = (row_sum + DEGREE_EPS).pow(-0.5)
-    return torch.sparse_coo_tensor(
-        index, weight * scale[index[0]], shape, is_coalesced=True, check_invariants=False
-    )
+    return _scaled(index, weight * scale[index[0]], shape)
 
 
 def bipartite_graphs(users, items, values, n_users, n_items):
@@ -81,28 +87,17 @@ def symmetric_normalized(rows, cols, values, shape):
 
     Zero-degree rows and columns stay empty (no division by zero).
     """
-    device = values.device
-    graph = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), values.float(), shape, device=device, check_invariants=False
-    ).coalesce()
-    index, weight = graph.indices(), graph.values()
-    row_sum = torch.zeros(shape[0], device=device).index_add_(0, index[0], weight)
-    col_sum = torch.zeros(shape[1], device=device).index_add_(0, index[1], weight)
+    index, weight, row_sum = _coalesced(rows, cols, values, shape)
+    col_sum = torch.zeros(shape[1], device=values.device).index_add_(0, index[1], weight)
     row_scale = torch.where(row_sum > 0, row_sum.clamp_min(DEGREE_EPS).pow(-0.5), torch.zeros_like(row_sum))
     col_scale = torch.where(col_sum > 0, col_sum.clamp_min(DEGREE_EPS).pow(-0.5), torch.zeros_like(col_sum))
-    return torch.sparse_coo_tensor(
-        index, weight * row_scale[index[0]] * col_scale[index[1]], shape, is_coalesced=True, check_invariants=False
-    )
+    return _scaled(index, weight * row_scale[index[0]] * col_scale[index[1]], shape)
 
 
 def mean_normalized(rows, cols, values, shape):
     """Sparse COO D^-1 A (each row averages its entries), duplicates summed first; empty rows stay empty."""
-    graph = torch.sparse_coo_tensor(
-        torch.stack([rows, cols]), values.float(), shape, device=values.device, check_invariants=False
-    ).coalesce()
-    index, weight = graph.indices(), graph.values()
-    row_sum = torch.zeros(shape[0], device=values.device).index_add_(0, index[0], weight)
-    return torch.sparse_coo_tensor(index, weight / row_sum[index[0]], shape, is_coalesced=True, check_invariants=False)
+    index, weight, row_sum = _coalesced(rows, cols, values, shape)
+    return _scaled(index, weight / row_sum[index[0]], shape)
 
 
 def bipartite_edges(users, items, n_users):
