@@ -15,6 +15,12 @@ in the same invocation:
   - RecBole's LightGCN: ``--epochs`` training epochs through the plugin's runner.
 Wall seconds count other users' processes on a shared machine; CPU seconds are this process's own.
 Writes results/speed.json and results/speed.md.
+
+    python benchmarks/speed.py --device=cuda --epochs=3   # on a GPU: results/speed_gpu.json|md
+
+On a GPU it measures MMSSL ``paper`` and ``released``, the six multimodal peers and LightGCN, each
+for ``--epochs`` training epochs and one validation pass: seconds per epoch (the first epoch, with
+CUDA's warm-up, reported apart), peak GPU memory allocated by torch, and peak host RSS.
 """
 
 import argparse
@@ -62,7 +68,25 @@ def settings(epochs, dense_iters):
     ]
 
 
+GPU_PEERS = ("VBPR", "MMGCN", "SLMRec", "LATTICE", "BM3", "FREEDOM")
+
+
+def gpu_settings(epochs):
+    """(name, model, overrides, what) for the GPU table: MMSSL's two variants, the peers, LightGCN."""
+    rows = [("MMSSL paper", "MMSSL", {"variant": "paper"}, {"epochs": epochs}),
+            ("MMSSL released", "MMSSL", {"variant": "released"}, {"epochs": epochs})]
+    rows += [(model, model, {}, {"epochs": epochs}) for model in GPU_PEERS]
+    return rows + [("LightGCN", "LightGCN", {}, {"epochs": epochs})]
+
+
+_SYNC = {"cuda": False}
+
+
 def _clock():
+    if _SYNC["cuda"]:
+        import torch
+
+        torch.cuda.synchronize()
     return time.perf_counter(), time.process_time()
 
 
@@ -75,8 +99,13 @@ def measure(spec):
     sys.path.insert(0, REPO)
     from recbole_mmssl.quick_start import build
 
-    config_dict = {"data_path": spec["data_path"], "seed": 2022, "show_progress": False, **spec["overrides"]}
+    cuda = spec.get("device") == "cuda"
+    _SYNC["cuda"] = cuda
+    config_dict = {"data_path": spec["data_path"], "seed": 2022, "show_progress": False, "use_gpu": cuda,
+                   **spec["overrides"]}
     config, (train_data, valid_data, _), model, trainer = build(spec["model"], spec["dataset"], config_dict=config_dict)
+    if cuda and config["device"].type != "cuda":
+        raise RuntimeError("--device=cuda: the run was built on the CPU (no CUDA device visible)")
     data = train_data._dataset
     record = {"name": spec["name"], "model": spec["model"], "overrides": spec["overrides"],
               "data": f"{data.user_num - 1:,} users x {data.item_num - 1:,} items, {data.inter_num:,} training "
@@ -127,6 +156,9 @@ def measure(spec):
         if spec["model"] == "MMSSL":
             record["iterations_per_epoch"] = trainer.sampler.iterations_per_epoch
     record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if cuda:
+        record["gpu"] = torch.cuda.get_device_name(config["device"])
+        record["peak_gpu_mb"] = torch.cuda.max_memory_allocated(config["device"]) / 2**20
     return record
 
 
@@ -203,6 +235,70 @@ def write_markdown(path, result):
     os.replace(path + ".tmp", path)
 
 
+def write_gpu_markdown(path, result):
+    lines = [
+        f"# Training speed and memory on a GPU: {result['dataset']}",
+        "",
+        "Produced by `python benchmarks/speed.py --device=cuda` (do not edit by hand). " + result["setting"],
+        "",
+        "| model | s/epoch (median of epochs 2+) | first epoch s | eval s (valid) | peak GPU MB (torch) | peak RSS MB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["runs"]:
+        if "error" in r:
+            lines.append(f"| {r['name']} | failed: {r['error']} | | | | |")
+            continue
+        walls = [e["wall"] for e in r["epochs"]]
+        steady = statistics.median(walls[1:]) if len(walls) > 1 else walls[0]
+        lines.append(f"| {r['name']} | {steady:.2f} | {walls[0]:.2f} | {r['eval_wall']:.2f} | "
+                     f"{r['peak_gpu_mb']:.0f} | {r['peak_rss_mb']:.0f} |")
+    _write_text(path, "\n".join(lines) + "\n")
+
+
+def _write_text(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def run_gpu(args, data_path, stem):
+    """Every GPU setting in turn (one child each); a setting that fails is recorded, the rest still run.
+    The files are rewritten after each setting, so a benchmark cut short keeps what it measured."""
+    runs = []
+    started = time.time()
+    for name, model, overrides, what in gpu_settings(args.epochs):
+        print(f"{name} ...", flush=True)
+        spec = {"name": name, "model": model, "overrides": overrides, "what": what, "dataset": args.dataset,
+                "data_path": os.path.abspath(data_path or "dataset"), "threads": args.threads, "device": "cuda"}
+        try:
+            runs.append(run_child(spec))
+        except RuntimeError as err:
+            runs.append({"name": name, "model": model, "error": str(err).splitlines()[-1][:200]})
+        print(f"    {json.dumps({k: v for k, v in runs[-1].items() if k != 'epochs'})}", flush=True)
+        result = gpu_result(args, runs, started)
+        _write_text(stem + ".json", json.dumps(result, indent=1))
+        write_gpu_markdown(stem + ".md", result)
+
+
+def gpu_result(args, runs, started):
+    import torch
+
+    first = next((r for r in runs if "gpu" in r), {})
+    return {
+        "dataset": args.dataset,
+        "setting": (
+            f"Data: {args.dataset} ({first.get('data', '?')}), each model's property-file values (MMSSL: "
+            f"B = {first.get('train_batch_size', '?')} users per iteration), seed 2022; {args.epochs} training epochs "
+            f"and one validation pass per model, each in its own process, one after the other (the GPU was not "
+            f"shared). Hardware: {first.get('gpu', '?')}, {os.cpu_count()} CPUs, {first.get('threads', '?')} "
+            f"torch CPU thread(s); torch {torch.__version__}, CUDA {torch.version.cuda}. Peak GPU MB is "
+            f"torch.cuda.max_memory_allocated (the caching allocator reserves more). Whole benchmark: "
+            f"{time.time() - started:.0f} s for {len(runs)} of {len(gpu_settings(args.epochs))} settings; code {code_version()}."
+        ),
+        "runs": runs,
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="tiktok")
@@ -213,6 +309,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--results", default=os.path.join(REPO, "results"))
     parser.add_argument("--stem", help="output file name without extension (default: speed, or speed_<dataset>)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="cuda: the GPU table (results/speed_gpu.*) instead of the CPU one")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
@@ -227,6 +325,12 @@ def main(argv=None):
             subprocess.run([sys.executable, "-m", "recbole_mmssl.data.convert", "hkuds", TIKTOK_SOURCE,
                             "--name", "tiktok", "--out", tmp], check=True, stdout=subprocess.DEVNULL)
             data_path = tmp
+        if args.device == "cuda":
+            os.makedirs(args.results, exist_ok=True)
+            stem = os.path.join(args.results, args.stem or f"speed_gpu{'' if args.dataset == 'tiktok' else '_' + args.dataset}")
+            run_gpu(args, data_path, stem)
+            print("wrote", stem + ".json", stem + ".md")
+            return
         started = time.time()
         runs = []
         for name, model, overrides, what in settings(args.epochs, args.dense_iters):
