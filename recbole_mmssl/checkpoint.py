@@ -15,7 +15,12 @@ second run started in the same second gets ``<Model>-<time>-1.pth``), and every 
 its run (a random id), the dataset's fingerprint and the config. ``--resume`` continues a run only
 when nothing that shapes training differs: same model, dataset name, data (fingerprint of the
 loaded interactions, id maps and features) and settings (all but :data:`RESUMABLE_KEYS`); otherwise
-it refuses, listing every difference, before anything is written.
+it refuses, listing every difference, before anything is written. A resumed run writes beside the
+checkpoint it continues from (or into ``checkpoint_dir`` when the user set it), never back into the
+folder the checkpoint was first written to.
+
+Every checkpoint carries an integrity digest of its tensors and data, checked on every load
+(recbole_mmssl/checkpoint_digest.py).
 """
 
 import hashlib
@@ -25,12 +30,16 @@ import pickle
 import random
 import re
 import shlex
+import shutil
 import uuid
+from logging import getLogger
 
 import numpy as np
 import torch
 from recbole.utils import set_color
 
+from recbole_mmssl.atomic_write import atomic_file
+from recbole_mmssl.checkpoint_digest import digest_mismatch, state_digest
 from recbole_mmssl.data.errors import DataError
 
 FORMAT_VERSION = 1
@@ -55,6 +64,15 @@ def last_checkpoint_path(best_path):
 # Set by RecBole for the running process (device, distributed rank, derived types): never restored.
 RUNTIME_KEYS = {"device", "local_rank", "single_spec", "world_size", "nproc", "offset", "ip", "port",
                 "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "valid_neg_sample_args", "test_neg_sample_args"}
+
+
+def other_parameters(model):
+    """RecBole's ``other_parameter()`` without the submodules some models list there (FDSA, SASRecF and
+    GRU4RecF list their ``feature_embed_layer``): a module's tensors are in the state dict already, and
+    the module itself is a Python object that a tensors-only checkpoint cannot hold."""
+    import torch
+
+    return {key: value for key, value in model.other_parameter().items() if not isinstance(value, torch.nn.Module)}
 
 
 def plain_config(config):
@@ -136,10 +154,16 @@ def _as_tuples(value):
 
 
 def atomic_save(state, path):
-    """Write to a temporary name, then rename: a crash never leaves a truncated checkpoint."""
-    tmp = f"{path}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write ``state`` with its integrity digest to a temporary name, then rename: a crash or a full
+    disk never leaves a truncated checkpoint, nor a temporary file."""
+    with atomic_file(path) as f:
+        torch.save({**state, "digest": state_digest(state)}, f)
+
+
+def atomic_copy(src, dst):
+    """Copy a file under a temporary name, then rename: ``dst`` is whole or absent."""
+    with open(src, "rb") as source, atomic_file(dst) as f:
+        shutil.copyfileobj(source, f)
 
 
 _RETRAIN = "pass a saved/<Model>-<time>.pth or .last.pth written by run_recbole_mmssl.py, or train again"
@@ -180,7 +204,25 @@ def load_checkpoint(path, device="cpu"):
                         _RETRAIN) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION or "config" not in state:
         raise DataError(path, f"is not a recbole-mmssl checkpoint (format {FORMAT_VERSION})", _RETRAIN)
+    check_integrity(state, path)
     return state
+
+
+def check_integrity(state, path):
+    """Refuse a checkpoint whose tensors or data differ from what was saved (recbole_mmssl/checkpoint_digest.py).
+
+    Checkpoints written before digests existed carry none: they load, with a warning that they cannot be
+    checked (refusing them would strand every earlier run).
+    """
+    if "digest" not in state:
+        getLogger().warning(f"{path} carries no integrity digest (written by an earlier version): it cannot be "
+                            "checked for damage; saving it again (e.g. by continuing the run) adds one.")
+        return
+    problem = digest_mismatch(state)
+    if problem:
+        raise DataError(path, f"is damaged or was changed after it was saved: {problem}",
+                        "use an intact copy of this checkpoint (or the run's other file, X.pth or X.last.pth), "
+                        "or train again")
 
 
 def _peek_run(path):
@@ -275,7 +317,7 @@ class TensorCheckpointMixin:
             "best_valid_result": _plain_result(self.best_valid_result),
             "best_model_file": self.saved_model_file,
             "state_dict": self.model.state_dict(),
-            "other_parameter": self.model.other_parameter(),
+            "other_parameter": other_parameters(self.model),
             "optimizer": self.optimizer.state_dict(),
             "rng": {**rng_state(), "train_loader": self._train_loader_rng()},
             "extra": self._extra_checkpoint_state(),
@@ -341,7 +383,7 @@ class TensorCheckpointMixin:
                 "and output settings may change), or start a new run without --resume",
             )
         start_epoch = state["epoch"] + 1
-        best_file = state["best_model_file"]
+        best_file = self._resume_best_file(resume_file)
         for target in (best_file, last_checkpoint_path(best_file)):
             if os.path.realpath(target) == os.path.realpath(resume_file) or not os.path.isfile(target):
                 continue
@@ -353,6 +395,7 @@ class TensorCheckpointMixin:
                 raise DataError(target, f"is not a checkpoint of the run of {resume_file}; continuing that run "
                                         "would write over it",
                                 "move that file away, or resume from the checkpoint of the run it belongs to")
+        copy_best_from = self._best_epoch_source(resume_file, state, best_file)
         try:
             self.model.load_state_dict(state["state_dict"])
             self.model.load_other_parameter(state["other_parameter"])
@@ -368,11 +411,45 @@ class TensorCheckpointMixin:
         self.best_valid_result = state["best_valid_result"]
         self.saved_model_file = best_file
         os.makedirs(os.path.dirname(best_file) or ".", exist_ok=True)
+        if copy_best_from:
+            atomic_copy(copy_best_from, best_file)
+            self.logger.info(f"Copied the best epoch so far from {copy_best_from} to {best_file}")
         self.run_id = state.get("run")
         self._resumed = True
         set_rng_state(state["rng"])
         self._pending_loader_rng = state["rng"].get("train_loader")
         self.logger.info(f"Checkpoint {resume_file} loaded. Resume training from epoch {self.start_epoch}")
+
+    def _resume_best_file(self, resume_file):
+        """Where a resumed run keeps its best epoch: beside ``--resume`` (X.last.pth -> X.pth), or in
+        ``checkpoint_dir`` when the user set it. Never the folder the checkpoint was first written to:
+        a copied checkpoint continues in its copy's place, and the original run stays as it was."""
+        folder = os.path.dirname(os.path.abspath(resume_file))
+        source_of = getattr(self.config, "source_of", None)
+        if source_of is not None and source_of("checkpoint_dir"):
+            folder = os.path.abspath(self.config["checkpoint_dir"])
+        root, ext = os.path.splitext(os.path.basename(resume_file))
+        return os.path.join(folder, (root[: -len(".last")] if root.endswith(".last") else root) + ext)
+
+    def _best_epoch_source(self, resume_file, state, best_file):
+        """The file to copy the best epoch so far from when ``best_file`` is not there yet (None if it
+        is); refused when neither place has it, since the run could not be evaluated at its end."""
+        if (os.path.isfile(best_file) and os.path.getsize(best_file)) or \
+                os.path.realpath(best_file) == os.path.realpath(resume_file):
+            return None
+        recorded = state.get("best_model_file")
+        if recorded and os.path.isfile(recorded) and os.path.getsize(recorded):
+            try:
+                same_run = _peek_run(recorded) == state.get("run")
+            except Exception:  # noqa: BLE001 - an unreadable file is not this run's best epoch
+                same_run = False
+            if same_run:
+                return recorded
+        raise DataError(resume_file, f"the best epoch so far of this run ({os.path.basename(best_file)}) is neither "
+                                     f"at {best_file} nor at {recorded}, where it was written; the continued run "
+                                     "could not be evaluated at its end",
+                        f"copy {os.path.basename(best_file)} of that run beside {os.path.basename(resume_file)}, or "
+                        "pass --checkpoint_dir=FOLDER of the folder that holds both")
 
     def load_model_from(self, model_file):
         """Load the model parameters (and graphs, for MMSSL) of a checkpoint for evaluation."""
@@ -404,14 +481,6 @@ class TensorCheckpointMixin:
         if pending is not None and getattr(train_data, "generator", None) is not None:
             train_data.generator.set_state(pending)
             self._pending_loader_rng = None
-        if saved and not self._resumed and self._claimed is None:
-            self._claim_run_files()
-        if self._resumed and self.start_epoch >= self.epochs:
-            # RecBole would save the current (last) model over the best epoch's file here.
-            self.logger.warning(f"The resumed run already trained {self.start_epoch} of {self.epochs} epoch(s): "
-                                "nothing left to train (pass --epochs=N to train longer); its best epoch is kept.")
-            self.eval_collector.data_collect(train_data)
-            return self.best_valid_score, self.best_valid_result
 
         def end_of_epoch(epoch_idx, valid_score):
             self._add_valid_result_to_tensorboard(epoch_idx)
@@ -421,23 +490,39 @@ class TensorCheckpointMixin:
                 callback_fn(epoch_idx, valid_score)
 
         try:
+            if saved and not self._resumed and self._claimed is None:
+                self._claim_run_files()
+            if self._resumed and self.start_epoch >= self.epochs:
+                # RecBole would save the current (last) model over the best epoch's file here.
+                self.logger.warning(f"The resumed run already trained {self.start_epoch} of {self.epochs} epoch(s): "
+                                    "nothing left to train (pass --epochs=N to train longer); its best epoch is kept.")
+                self.eval_collector.data_collect(train_data)
+                return self.best_valid_score, self.best_valid_result
             return super().fit(
                 train_data, valid_data, verbose=verbose, saved=saved,
                 show_progress=show_progress, callback_fn=end_of_epoch,
             )
-        except KeyboardInterrupt as err:
+        except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (recbole_mmssl.cli raises it as one)
             self._release_empty_claim()
-            last = last_checkpoint_path(self.saved_model_file)
-            if saved and os.path.isfile(last) and os.path.getsize(last) > 0:
-                self.logger.warning(f"Interrupted. The last finished epoch is in {last}; continue with: "
-                                    f"{self.resume_command(last)}")
-            else:
-                self.logger.warning("Interrupted before the first epoch was saved: there is nothing to continue from.")
+            self._say_how_to_continue(saved, getattr(err, "what", "Interrupted"))
             err.reported = True  # recbole_mmssl.cli: this one warning is all the user needs
+            raise
+        except OSError as err:  # e.g. a full disk while saving: the last finished epoch is intact
+            self._release_empty_claim()
+            self._say_how_to_continue(saved, f"Stopped ({err.strerror or err})")
             raise
         except BaseException:
             self._release_empty_claim()
             raise
+
+    def _say_how_to_continue(self, saved, headline):
+        """One warning: where the last finished epoch is and the whole command that continues the run."""
+        last = last_checkpoint_path(self.saved_model_file)
+        if saved and os.path.isfile(last) and os.path.getsize(last) > 0:
+            self.logger.warning(f"{headline}. The last finished epoch is in {last}; continue with: "
+                                f"{self.resume_command(last)}")
+        else:
+            self.logger.warning(f"{headline} before the first epoch was saved: there is nothing to continue from.")
 
     def _valid_epoch(self, valid_data, show_progress=False):
         valid_score, valid_result = super()._valid_epoch(valid_data, show_progress=show_progress)

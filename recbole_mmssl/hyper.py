@@ -23,101 +23,14 @@ import tempfile
 
 import yaml
 
-from recbole_mmssl.cli import ArgumentParser, check_output_folder, config_overrides, run_cli
-from recbole_mmssl.config import Config
-from recbole_mmssl.data.errors import ConfigError, DataError, read_utf8_text
-from recbole_mmssl.quick_start import preflight, run_recbole_mmssl
+from recbole_mmssl import compat
+from recbole_mmssl.atomic_write import atomic_file
+from recbole_mmssl.cli import ArgumentParser, check_not_an_input, check_output_folder, config_overrides, run_cli
+from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.hyper_space import ALGOS, check_algo, check_ray_address, check_search, read_space
+from recbole_mmssl.quick_start import run_recbole_mmssl
 
-KINDS = {"choice": None, "uniform": 2, "loguniform": 2, "quniform": 3}  # kind -> number of values
-
-
-def _numbers(values):
-    """YAML 1.1 reads 1e-4 (no dot) as a string: make such choices numbers, as RecBole would."""
-    if not isinstance(values, list):
-        return values
-    out = []
-    for v in values:
-        try:
-            out.append(float(v) if isinstance(v, str) else v)
-        except ValueError:
-            out.append(v)
-    return out
-
-
-def read_space(params_file, lines=None):
-    """RecBole's hyper.test format: ``name type values`` per line (choice / uniform / loguniform / quniform).
-
-    Every malformed line is a DataError naming the file and line. ``lines``, if given, receives
-    {name: line number} (for the errors of later checks).
-    """
-    fix = "write one `name type values` line per parameter, e.g. `learning_rate choice [1e-3,5e-4]` or " \
-          "`dropout uniform 0.1,0.5` (types: choice, uniform, loguniform, quniform)"
-    text = read_utf8_text(params_file, "parameter file not found", "is a folder, not a parameter file", fix,
-                          missing_fix="pass --params_file=FILE (e.g. hyper.test)", folder_fix="pass --params_file=FILE",
-                          utf8_fix="save the parameter file as UTF-8")
-    space, seen = {}, {} if lines is None else lines
-    for number, line in enumerate(text.splitlines(), 1):
-        parts = line.split()
-        if not parts or line.lstrip().startswith("#"):
-            continue
-        where = f"{params_file} line {number}"
-        if len(parts) < 3:
-            raise DataError(where, f"{line.strip()!r} has no values", fix)
-        name, kind, value = parts[0], parts[1], "".join(parts[2:])
-        if kind not in KINDS:
-            raise DataError(where, f"unknown type {kind!r}", fix)
-        if name in space:
-            raise DataError(where, f"`{name}` is already searched on line {seen[name]}", "keep one line per parameter")
-        if kind == "choice":
-            try:
-                values = yaml.safe_load(value)
-            except yaml.YAMLError as err:
-                raise DataError(where, f"the choices are not a valid list ({getattr(err, 'problem', err)})",
-                                "write the choices as a list, e.g. [0.1,0.2] or ['a','b']") from None
-            if not isinstance(values, list) or not values:
-                raise DataError(where, "choice needs a non-empty list", "write the choices as a list, e.g. [0.1,0.2]")
-            space[name] = ("choice", _numbers(values))
-        else:
-            try:
-                bounds = [float(v) for v in value.split(",")]
-            except ValueError:
-                raise DataError(where, f"{value!r} are not numbers", fix) from None
-            if len(bounds) != KINDS[kind] or not all(math.isfinite(b) for b in bounds) or bounds[0] >= bounds[1]:
-                expected = "low,high" if KINDS[kind] == 2 else "low,high,q"
-                raise DataError(where, f"{kind} takes {expected} with low < high, got {value!r}", fix)
-            space[name] = (kind, bounds)
-        seen[name] = number
-    if not space:
-        raise DataError(params_file, "defines no parameter", fix)
-    return space
-
-
-def candidate_values(kind, value):
-    """The values a search can draw that are worth checking: every choice, or both ends of a range."""
-    if kind == "choice":
-        return list(value)
-    if kind == "loguniform":
-        return [math.exp(value[0]), math.exp(value[1])]
-    return [value[0], value[1]]
-
-
-def check_search(space, lines, params_file, fixed):
-    """Before any trial: every parameter is a known key and every value it can draw is accepted, and the
-    fixed settings and data pass a run's own checks (errors name the parameter file's line)."""
-    base = dict(fixed["config_dict"])
-    for name, (kind, value) in space.items():
-        for candidate in candidate_values(kind, value):
-            try:
-                Config(model=fixed["model"], dataset=fixed["dataset"], config_file_list=fixed["config_files"],
-                       config_dict={**base, name: candidate}, cmd_args=fixed["cmd_args"])
-            except ConfigError as err:
-                if err.key != name:
-                    raise
-                raise ConfigError(name, err.problem, err.fix, f"{params_file} line {lines[name]}") from None
-    first = {name: candidate_values(kind, value)[0] for name, (kind, value) in space.items()}
-    preflight(fixed["model"], fixed["dataset"], fixed["config_files"], {**base, **first}, fixed["cmd_args"])
-
-
+OUTPUT_FILES = ("best.yaml", "trials.md", "trials.csv")
 def run_trial(params, fixed):
     """One training run with ``params`` on top of ``fixed``; checkpoints go to a temporary folder."""
     checkpoint_dir = tempfile.mkdtemp(prefix="hyper-")
@@ -170,42 +83,74 @@ def ray_domain(kind, value):
     return getattr(tune, kind)(*value)
 
 
-def search_ray(space, fixed, args):
+def ray_report():
+    """How a trial reports its metrics to Ray Tune: ``ray.tune.report(metrics)`` in the Ray releases
+    of Python 3.12+, ``ray.air.session.report(metrics)`` in Ray 2.6.3 (Python 3.11, RecBole's pin),
+    whose ``tune.report`` is the older keyword-argument API."""
+    import inspect
+
+    from ray import tune
+
+    if "metrics" in inspect.signature(tune.report).parameters:
+        return tune.report
+    from ray.air import session
+
+    return session.report
+
+
+def search_ray(space, fixed, args, drawn=None, row=None):
+    """Ray Tune over ``space`` (``args.max_evals`` random draws), or over the given ``drawn`` parameter
+    dicts, one trial each. ASHA stops weak trials from their per-epoch validation scores unless
+    ``args.asha`` is False. ``row(params, result)`` makes a finished trial's table row."""
     import ray
     from ray import tune
-    from ray.air import session
     from ray.tune.schedulers import ASHAScheduler
 
-    ray_space = {name: ray_domain(kind, value) for name, (kind, value) in space.items()}
+    row = row or _trial_row
+    if drawn is None:
+        ray_space, samples = {name: ray_domain(kind, value) for name, (kind, value) in space.items()}, args.max_evals
+    else:  # the trial's index into ``drawn``: Ray runs each drawn configuration once
+        ray_space, samples = {"trial_index": tune.grid_search(list(range(len(drawn))))}, 1
+    # Each Ray worker applies recbole_mmssl.compat before it unpickles a trial: Ray 2.6.3 reads a
+    # NumPy 1.x name when ray.tune loads there, before any code of ours would run otherwise.
+    runtime_env = {"worker_process_setup_hook": compat.apply}
     if args.ray_address:
-        ray.init(address=args.ray_address)
+        ray.init(address=args.ray_address, runtime_env=runtime_env)
     else:
-        ray.init(num_cpus=args.ray_cpus, include_dashboard=False, ignore_reinit_error=True)
+        ray.init(num_cpus=args.ray_cpus, include_dashboard=False, ignore_reinit_error=True, runtime_env=runtime_env)
 
-    def trainable(params):
+    def params_of(config):
+        return dict(drawn[config["trial_index"]]) if drawn is not None else {k: config[k] for k in space}
+
+    def trainable(config):
+        params = params_of(config)
+        tune_report = ray_report()
+
         def report(epoch_idx, valid_score):
-            session.report({"valid_score": valid_score, "epoch": epoch_idx})
+            tune_report({"valid_score": valid_score, "epoch": epoch_idx})
 
         result = run_trial(params, {**fixed, "callback": report})
-        row = _trial_row(params, result)
-        session.report({"valid_score": result["best_valid_score"], "final": True, "row": row})
+        tune_report({"valid_score": result["best_valid_score"], "final": True, "row": row(params, result)})
 
-    scheduler = ASHAScheduler(max_t=args.max_epochs_asha, grace_period=args.grace_period, reduction_factor=2)
+    scheduler = None
+    if getattr(args, "asha", True):
+        scheduler = ASHAScheduler(max_t=args.max_epochs_asha, grace_period=args.grace_period, reduction_factor=2)
     analysis = tune.run(
-        trainable, config=ray_space, num_samples=args.max_evals, scheduler=scheduler,
+        trainable, config=ray_space, num_samples=samples, scheduler=scheduler,
         metric="valid_score", mode="max", resources_per_trial={"cpu": args.cpus_per_trial},
-        local_dir=os.path.abspath(os.path.join(args.output_dir, "ray")), verbose=1,
+        storage_path=os.path.abspath(os.path.join(args.output_dir, "ray")), verbose=1,
+        raise_on_failed_trial=drawn is None,  # drawn trials: a failed one is a row of the table
     )
     trials = []
     for trial in analysis.trials:
         last = trial.last_result or {}
         if last.get("final"):
             trials.append(last["row"])
-        else:  # stopped early by ASHA: its best validation score so far
+        else:  # stopped early by ASHA (or failed): its best validation score so far
             best = trial.metric_analysis.get("valid_score", {}).get("max")
-            trials.append({**{k: trial.config[k] for k in space}, "valid_score": best,
+            trials.append({**params_of(trial.config), "valid_score": best,
                            "test_recall@20": None, "test_ndcg@20": None, "epochs": last.get("epoch"),
-                           "status": "stopped early (ASHA)"})
+                           "status": "stopped early (ASHA)" if trial.status == "TERMINATED" else "failed"})
     if not args.ray_address:
         ray.shutdown()
     return trials
@@ -228,18 +173,18 @@ def write_outputs(trials, space, fixed, output_dir):
     best = max(scored, key=lambda t: t["valid_score"])
     best_config = {"model": fixed["model"], "dataset": fixed["dataset"], **fixed["config_dict"],
                    **{name: _plain(best[name]) for name in space}}
-    with open(os.path.join(output_dir, "best.yaml"), "w") as f:
+    with atomic_file(os.path.join(output_dir, "best.yaml"), "w") as f:
         f.write(f"# best of {len(trials)} trials on validation recall@20 = {best['valid_score']:.4f}\n")
         yaml.safe_dump(best_config, f, sort_keys=False)
     columns = list(space) + ["valid_score", "test_recall@20", "test_ndcg@20", "epochs", "status"]
-    with open(os.path.join(output_dir, "trials.csv"), "w", newline="") as f:
+    with atomic_file(os.path.join(output_dir, "trials.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(trials)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for trial in sorted(trials, key=lambda t: -(t["valid_score"] or -1)):
         lines.append("| " + " | ".join(_cell(trial.get(c)) for c in columns) + " |")
-    with open(os.path.join(output_dir, "trials.md"), "w") as f:
+    with atomic_file(os.path.join(output_dir, "trials.md"), "w") as f:
         f.write(f"# {fixed['model']} on {fixed['dataset']}: {len(trials)} trials, selected on validation\n\n")
         f.write("\n".join(lines) + "\n")
     return best
@@ -267,7 +212,8 @@ def _main(argv):
     parser.add_argument("--params_file", default="hyper.test")
     parser.add_argument("--config_files", default=None)
     parser.add_argument("--tool", choices=["ray", "hyperopt"], default="ray")
-    parser.add_argument("--algo", default="random", help="hyperopt: exhaustive | random | bayes")
+    parser.add_argument("--algo", default=None, choices=ALGOS, help="hyperopt: exhaustive | random | bayes "
+                        "(default random; Ray Tune always samples at random)")
     parser.add_argument("--max_evals", type=int, default=10, help="number of trials")
     parser.add_argument("--epochs", type=int, default=None, help="cap on epochs per trial")
     parser.add_argument("--ray_address", default=None, help="HOST:PORT of a running Ray cluster")
@@ -286,18 +232,26 @@ def _main(argv):
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
     if args.cpus_per_trial <= 0:
         parser.error(f"--cpus_per_trial must be positive, got {args.cpus_per_trial}")
+    config_files = [os.path.abspath(p.strip()) for p in (args.config_files or "").split(",") if p.strip()]
     args.output_dir = args.output_dir or os.path.join("results", "hyper", f"{args.model}-{args.dataset}-{args.tool}")
     check_output_folder(args.output_dir, "--output_dir")
+    inputs = {"--params_file": args.params_file, **{f"--config_files ({p})": p for p in config_files}}
+    for name in OUTPUT_FILES:
+        check_not_an_input(os.path.join(args.output_dir, name), "--output_dir", inputs)
     config_dict = {"data_path": os.path.abspath(args.data_path)}  # absolute: Ray trials run elsewhere
     if args.epochs:
         config_dict["epochs"] = args.epochs
     fixed = {
         "model": args.model, "dataset": args.dataset, "config_dict": config_dict, "cmd_args": cmd_args,
-        "config_files": [os.path.abspath(p) for p in args.config_files.split(",") if p.strip()]
-        if args.config_files else None,
+        "config_files": config_files or None,
     }
+    if args.ray_address and args.tool != "ray":
+        parser.error("--ray_address applies to --tool=ray only")
     lines = {}
     space = read_space(args.params_file, lines)
+    args.algo = check_algo(args.algo, args.tool, space, lines, args.params_file)
+    if args.ray_address:
+        check_ray_address(args.ray_address)
     check_search(space, lines, args.params_file, fixed)
     trials = (search_ray if args.tool == "ray" else search_hyperopt)(space, fixed, args)
     best = write_outputs(trials, space, fixed, args.output_dir)

@@ -5,7 +5,8 @@
 
 The checkpoint (tensors and plain data, loaded with ``weights_only=True``) carries its config, so the
 dataset and model are rebuilt exactly as trained; ``--data_path`` points at the data if it moved.
-Each user's training items are excluded. Tokens are those of the dataset's atomic files.
+Each user's training items are excluded; a sequential model (e.g. MISSRec, SASRec) recommends the next
+item after the user's whole history (all splits), and the history's items are excluded. Tokens are those of the dataset's atomic files.
 CSV: ``user_id,rank,item_id,score`` one row per recommendation; JSON: ``{user_id: [[item_id, score], ...]}``.
 Every option is checked before the data is loaded or anything is scored (the output folder must exist,
 the device must be there), and data that differ from those the model was trained on are refused.
@@ -23,31 +24,15 @@ import torch
 from recbole.data import data_preparation
 from recbole.data.interaction import Interaction
 
+from recbole_mmssl.atomic_write import atomic_file
 from recbole_mmssl.checkpoint import dataset_fingerprint, load_checkpoint
-from recbole_mmssl.cli import ArgumentParser, check_output_file, run_cli
+from recbole_mmssl.cli import ArgumentParser, check_not_an_input, check_output_file, run_cli
 from recbole_mmssl.config import Config
+from recbole_mmssl.devices import check_device
 from recbole_mmssl.data.errors import DataError, UsageError, read_utf8_text
 from recbole_mmssl.registry import get_model
 
 logger = logging.getLogger(__name__)
-
-
-def check_device(device):
-    """The torch device for ``--device``, refused with a reason when this machine does not have it."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise UsageError(f"--device={device}", f"not a device ({err})", "use --device=cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"--device={device}", "CUDA is not available here (no GPU, or a CPU build of torch)",
-                             "use --device=cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UsageError(f"--device={device}", f"this machine has {torch.cuda.device_count()} GPU(s)",
-                             f"use --device=cuda:N with N < {torch.cuda.device_count()}")
-    elif dev.type != "cpu":
-        raise UsageError(f"--device={device}", f"device type {dev.type!r} is not supported", "use cpu or cuda")
-    return dev
 
 
 def load_trained(checkpoint, data_path=None, device="cpu"):
@@ -61,7 +46,12 @@ def load_trained(checkpoint, data_path=None, device="cpu"):
     saved = dict(state["config"])
     if data_path:
         saved["data_path"] = data_path
-    saved.update(gpu_id="" if device.type == "cpu" else str(device.index or 0), show_progress=False)
+    # use_gpu picks the device (recbole_mmssl.config); gpu_id stays as trained: it sets CUDA_VISIBLE_DEVICES,
+    # which check_device has already read for a CUDA device
+    saved.update(use_gpu=device.type == "cuda", show_progress=False)
+    negatives = saved.get("train_neg_sample_args")
+    if isinstance(negatives, dict) and negatives.get("distribution") == "none":
+        saved["train_neg_sample_args"] = None  # RecBole's resolved "no sampling" (CE models) is not a valid input
     config = Config(model=saved["model"], dataset=saved["dataset"], config_dict=saved, strict=False)
     config.final_config_dict["device"] = device
     from recbole_mmssl.quick_start import create_dataset
@@ -90,7 +80,10 @@ def load_trained(checkpoint, data_path=None, device="cpu"):
         raise DataError(checkpoint, f"does not fit the model rebuilt from its config: {str(err).splitlines()[0]}",
                         "use the code version and data the checkpoint was trained with") from None
     model.eval()
-    return config, train_data._dataset, model
+    from recbole.model.abstract_recommender import SequentialRecommender
+
+    # a sequential model continues each user's whole history: every split's rows, not only train's
+    return config, (dataset if isinstance(model, SequentialRecommender) else train_data._dataset), model
 
 
 def read_user_tokens(path):
@@ -120,15 +113,38 @@ def read_users(users_arg, dataset):
     return np.asarray(ids)
 
 
+def model_inputs(model, dataset):
+    """(inputs for a batch of user ids, CSR of each user's items to leave out) for the model's kind.
+
+    General models get the user ids, and their training items are left out. Sequential models get
+    each user's whole history (latest row and its target, :mod:`recbole_mmssl.data.sequences`), the
+    next item after it is recommended, and the history's items are left out.
+    """
+    from recbole.model.abstract_recommender import SequentialRecommender
+
+    if not isinstance(model, SequentialRecommender):
+        return (lambda users: {dataset.uid_field: torch.as_tensor(users, dtype=torch.long)}), \
+            dataset.inter_matrix(form="csr")
+    from recbole_mmssl.data.sequences import history_matrix, latest_histories
+
+    item_seq, item_len = latest_histories(dataset, model.max_seq_length)
+
+    def inputs(users):
+        users = torch.as_tensor(users, dtype=torch.long)
+        return {dataset.uid_field: users, model.ITEM_SEQ: item_seq[users], model.ITEM_SEQ_LEN: item_len[users]}
+
+    return inputs, history_matrix(item_seq, dataset.item_num)
+
+
 @torch.no_grad()
 def top_k(model, dataset, user_ids, k, batch_size=1024):
     """(items, scores) arrays of shape (n_users, k): best unseen items first, padding item excluded."""
-    train = dataset.inter_matrix(form="csr")
+    inputs, train = model_inputs(model, dataset)
     device = next(model.parameters()).device
     all_items, all_scores = [], []
     for start in range(0, len(user_ids), batch_size):
         users = user_ids[start : start + batch_size]
-        interaction = Interaction({dataset.uid_field: torch.as_tensor(users, dtype=torch.long)}).to(device)
+        interaction = Interaction(inputs(users)).to(device)
         scores = model.full_sort_predict(interaction).view(len(users), -1).float()
         scores[:, 0] = -torch.inf
         rows = train[users].tocoo()
@@ -144,16 +160,15 @@ def write_recommendations(path, dataset, user_ids, items, scores):
     user_tokens = dataset.id2token(dataset.uid_field, user_ids)
     item_tokens = dataset.id2token(dataset.iid_field, items.reshape(-1)).reshape(items.shape)
     finite = np.isfinite(scores)  # users with fewer unseen items than k
-    tmp = f"{path}.tmp"
     if path.endswith(".json"):
         payload = {
             str(u): [[str(i), float(s)] for i, s, ok in zip(row_items, row_scores, row_ok) if ok]
             for u, row_items, row_scores, row_ok in zip(user_tokens, item_tokens, scores, finite)
         }
-        with open(tmp, "w") as f:
+        with atomic_file(path, "w") as f:
             json.dump(payload, f)
     elif path.endswith(".csv"):
-        with open(tmp, "w", newline="") as f:
+        with atomic_file(path, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["user_id", "rank", "item_id", "score"])
             for u, row_items, row_scores, row_ok in zip(user_tokens, item_tokens, scores, finite):
@@ -164,7 +179,6 @@ def write_recommendations(path, dataset, user_ids, items, scores):
                 )
     else:
         raise UsageError(path, "--out must end with .csv or .json", "pass --out=recs.csv or --out=recs.json")
-    os.replace(tmp, path)
 
 
 PROG = "python -m recbole_mmssl.recommend"
@@ -185,6 +199,8 @@ def _main(argv):
     if args.topk < 1:
         parser.error(f"--topk must be at least 1, got {args.topk}")
     check_output_file(args.out, "--out", suffixes=(".csv", ".json"))
+    check_not_an_input(args.out, "--out", {"--users": None if args.users == "all" else args.users,
+                                           "--checkpoint": args.checkpoint})
     if args.users != "all":
         read_user_tokens(args.users)
     if args.data_path is not None and not os.path.isdir(args.data_path):

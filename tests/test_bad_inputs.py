@@ -1,4 +1,4 @@
-"""Bad input to every command, table-driven (issue 14).
+"""Bad input to every command, table-driven.
 
 Each case feeds one command one bad input built on tiny data and checks what a user sees: exit code
 2, an ``error:`` line naming the file or key, a ``fix:`` line, no traceback, and every output that
@@ -32,7 +32,7 @@ from recbole_mmssl.data.atomic_io import TEMP_MARKER, make_temp_dir, write_featu
 from recbole_mmssl.data.errors import ConfigError
 from recbole_mmssl.quick_start import run_recbole_mmssl
 from tests._data_util import features as random_features
-from tests._data_util import folder_snapshot, make_hkuds, make_mmrec
+from tests._data_util import damage_tensors, folder_snapshot, make_hkuds, make_mmrec
 from tests._lead_util import SMALL_RUN, write_tiny_dataset
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,6 +64,8 @@ def build_world(root):
                                config_dict={"data_path": str(w.data), "checkpoint_dir": str(w.saved)})
     w.ckpt = Path(result["saved_model_file"])
     w.last = Path(last_checkpoint_path(str(w.ckpt)))
+    w.damaged = root / "damaged.last.pth"
+    damage_tensors(w.last, w.damaged)
     w.feat = root / "feat"
     w.feat.mkdir()
     write_feature_file(str(w.feat / "toy.text_feat"), ["a", "b"], np.ones((2, 3), np.float32), "text", progress=False)
@@ -121,6 +123,13 @@ def _npy(t, array):
     return src
 
 
+def _npz(t):
+    src = make_hkuds(t / "src")
+    with open(os.path.join(src, "image_feat.npy"), "wb") as f:
+        np.savez(f, features=random_features())
+    return src
+
+
 def _rewrite(path, data):
     Path(path).write_bytes(data)
     return path
@@ -150,19 +159,35 @@ def _run(w, *extra, dataset="tiny", model="BPR", config_files=None, data=None, s
             f"--model={model}", f"--dataset={dataset}", *extra]
 
 
+def _atomic(t, mutate):
+    """A copy of the tiny dataset named ``bad`` under ``t`` whose test split's lines are ``mutate(lines)``;
+    returns the dataset name (pass ``data=t``)."""
+    folder = write_tiny_dataset(t, name="bad")
+    path = folder / "bad.test.inter"
+    path.write_text("\n".join(mutate(path.read_text().splitlines())) + "\n")
+    return "bad"
+
+
 def _yaml(t, text, name="extra.yaml"):
     path = t / name
     path.write_text(text)
     return path
 
 
+def _with(argv, extra):
+    """``argv`` with the options of ``extra`` replacing those of the same name (an option given twice is
+    an error of its own), the others appended."""
+    names = {str(e).split("=")[0] for e in extra}
+    return [a for a in argv if str(a).split("=")[0] not in names] + list(extra)
+
+
 def _recommend(w, *extra, checkpoint=None, out=None):
-    return [f"--checkpoint={checkpoint or w.ckpt}", f"--out={out or w.recs / 'recs.csv'}", "--topk=5", *extra]
+    return _with([f"--checkpoint={checkpoint or w.ckpt}", f"--out={out or w.recs / 'recs.csv'}", "--topk=5"], extra)
 
 
 def _hyper(w, params, *extra):
-    return ["--model=BPR", "--dataset=tiny", f"--data_path={w.data}", f"--config_files={w.base}",
-            f"--params_file={params}", "--tool=hyperopt", "--max_evals=1", f"--output_dir={w.hyper}", *extra]
+    return _with(["--model=BPR", "--dataset=tiny", f"--data_path={w.data}", f"--config_files={w.base}",
+                  f"--params_file={params}", "--tool=hyperopt", "--max_evals=1", f"--output_dir={w.hyper}"], extra)
 
 
 def _params(t, text):
@@ -171,12 +196,30 @@ def _params(t, text):
     return path
 
 
+def _free_port():
+    """A local TCP port nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _no_write_access(target):
     """Setup: ``target`` looks read-only to the checks (tests run as root, for whom chmod does not)."""
     def setup(monkeypatch, w, t):
         real = os.access
         path = os.path.realpath(str(target(w, t)))
         monkeypatch.setattr(cli.os, "access", lambda p, mode: real(p, mode) and os.path.realpath(p) != path)
+    return setup
+
+
+def _folder_at(where):
+    """Setup: a folder of the user's, holding one file, where the command will write."""
+    def setup(monkeypatch, w, t):
+        folder = where(w, t)
+        folder.mkdir(exist_ok=True)
+        (folder / "mine.txt").write_text("mine\n")
     return setup
 
 
@@ -211,6 +254,14 @@ CASES = [
      lambda w, t: "train.json", None),
     ("convert-user-id-NA", "convert", lambda w, t: _convert(_hkuds(t, train={"NA": [0], "0": [1, 2]}), w=w),
      lambda w, t: "train.json", None),
+    ("convert-json-duplicate-user", "convert",
+     lambda w, t: _convert(_hkuds_file(t, "train.json", b'{"0": [0, 1, 2], "1": [3], "0": [4]}'), w=w),
+     lambda w, t: "train.json: user '0' appears twice", None),
+    ("convert-npy-named-like-no-modality", "convert",
+     lambda w, t: _convert(_hkuds_file(t, "Copy of image_feat.npy", b"x"), w=w),
+     lambda w, t: "Copy of image_feat.npy: modality name 'Copy of image' is not a plain name", None),
+    ("convert-npz-archive-named-npy", "convert", lambda w, t: _convert(_npz(t), w=w),
+     lambda w, t: "image_feat.npy: is an .npz archive", None),
     ("convert-npy-zero-bytes", "convert",
      lambda w, t: _convert(_hkuds_file(t, "image_feat.npy", b""), w=w),
      lambda w, t: "image_feat.npy", None),
@@ -230,6 +281,11 @@ CASES = [
      lambda w, t: _mmrec(t, [(0, 2**60, 0), (0, 1, 1), (1, 1, 2)]) + ["--out", str(w.out)],
      lambda w, t: "x.inter", None),
     ("convert-missing-option", "convert", lambda w, t: ["hkuds", w.src], lambda w, t: "--name", None),
+    ("convert-source-sits-at-out-name", "convert",
+     lambda w, t: ["hkuds", _hkuds(t / "out"), "--name", "src", "--out", t / "out"],
+     lambda w, t: "is the source folder SRC", None),
+    ("convert-into-a-folder-it-did-not-make", "convert", lambda w, t: _convert(w.src, w=SimpleNamespace(out=t)),
+     lambda w, t: "holds files the converter did not write (mine.txt)", _folder_at(lambda w, t: t / "toy")),
     # --- python -m recbole_mmssl.data.features
     ("features-id-with-tab", "features", lambda w, t: _features(_csv(t, 'id,title\n"a\tb",x\n2,y\n'), w),
      lambda w, t: "items.csv", None),
@@ -246,6 +302,17 @@ CASES = [
     ("features-out-under-a-file", "features",
      lambda w, t: _features(_csv(t, "id,title\n1,x\n"), w, out=w.feat / "toy.text_feat" / "x.text_feat"),
      lambda w, t: f"{w.feat / 'toy.text_feat'}: the folder of --out is a file", None),
+    ("features-out-is-the-input", "features",
+     lambda w, t: _features(_csv(t, "id,title\n1,x\n"), w, out=t / "items.csv"),
+     lambda w, t: "--out is the same file as --input", None),
+    ("features-header-repeats-a-column", "features", lambda w, t: _features(_csv(t, "id,title,title\n1,x,y\n"), w),
+     lambda w, t: "items.csv line 1: the header names column 'title' twice", None),
+    ("features-model-not-a-model", "features",
+     lambda w, t: _features(_csv(t, "id,title\n1,x\n"), w, f"--model={w.hyper}"),
+     lambda w, t: f"{w.hyper}: is not a model folder", None),
+    ("features-modality-not-a-name", "features",
+     lambda w, t: _features(_csv(t, "id,title\n1,x\n"), w, "--modality=my text", out=t / "x.feat"),
+     lambda w, t: "modality name 'my text' is not a plain name", None),
     ("features-batch-size-0", "features", lambda w, t: _features(_csv(t, "id,title\n1,x\n"), w, "--batch-size=0"),
      lambda w, t: "--batch-size", None),
     # --- python run_recbole_mmssl.py
@@ -263,11 +330,53 @@ CASES = [
     ("run-variant-unknown", "run", lambda w, t: _run(w, "--variant=papr", model="MMSSL"),
      lambda w, t: "`variant`", None),
     ("run-epochs-0", "run", lambda w, t: _run(w, "--epochs=0"), lambda w, t: "`epochs`", None),
+    ("run-missrec-train-stage-unknown", "run", lambda w, t: _run(w, "--train_stage=finetune", model="MISSRec"),
+     lambda w, t: "`train_stage`", None),
+    ("run-missrec-interest-ratio-0", "run", lambda w, t: _run(w, "--interest_ratio=0", model="MISSRec"),
+     lambda w, t: "`interest_ratio`", None),
+    ("run-missrec-freeze-not-a-list", "run", lambda w, t: _run(w, "--freeze=trm_model", model="MISSRec"),
+     lambda w, t: "`freeze`", None),
     ("run-valid-metric-not-computed", "run", lambda w, t: _run(w, "--valid_metric=Recall@30"),
      lambda w, t: "`valid_metric`", None),
     ("run-topk-above-items", "run", lambda w, t: _run(w, dataset="few"), lambda w, t: "`topk`", None),
     ("run-empty-user-id-in-atomic-file", "run", lambda w, t: _run(w, model="MMSSL", dataset="holes"),
-     lambda w, t: f"{w.data / 'holes' / 'holes.valid.inter'}: 1 interaction(s) have an empty", None),
+     lambda w, t: f"{w.data / 'holes' / 'holes.valid.inter'} line 4: empty or missing user_id ''", None),
+    ("run-empty-user-id-builtin-model", "run", lambda w, t: _run(w, model="LightGCN", dataset="holes"),
+     lambda w, t: f"{w.data / 'holes' / 'holes.valid.inter'} line 4: empty or missing user_id ''", None),
+    ("run-id-with-trailing-space", "run",
+     lambda w, t: _run(w, dataset=_atomic(t, lambda l: l[:2] + [l[2] + " "] + l[3:]), data=t),
+     lambda w, t: "bad.test.inter line 3: item_id 'i", None),
+    ("run-header-repeated-in-the-middle", "run",
+     lambda w, t: _run(w, dataset=_atomic(t, lambda l: l[:5] + l[:1] + l[5:]), data=t),
+     lambda w, t: "bad.test.inter line 6: repeats the header line", None),
+    ("run-header-without-type", "run",
+     lambda w, t: _run(w, dataset=_atomic(t, lambda l: ["user_id\titem_id"] + l[1:]), data=t),
+     lambda w, t: "bad.test.inter line 1: header column 'user_id' has no ':type'", None),
+    ("run-line-with-an-extra-field", "run",
+     lambda w, t: _run(w, dataset=_atomic(t, lambda l: l[:3] + [l[3] + "\t5"] + l[4:]), data=t),
+     lambda w, t: "bad.test.inter line 4: has 3 field(s), the header 2", None),
+    ("run-id-starting-with-a-quote", "run",
+     lambda w, t: _run(w, dataset=_atomic(t, lambda l: l[:2] + ['"' + l[2]] + l[3:]), data=t),
+     lambda w, t: "bad.test.inter line 3: user_id '\"u", None),
+    ("run-user-with-every-item", "run",
+     lambda w, t: _run(w, dataset=_atomic(t, lambda l: l + [f"u0\ti{k}" for k in range(80)]), data=t),
+     lambda w, t: f"{t / 'bad'}: user 'u0' has interacted with every one of the 80 items", None),
+    ("run-device-without-gpu", "run", lambda w, t: _run(w, f"--device={CUDA}"),
+     lambda w, t: f"`device` (command line --device={CUDA})", None),
+    ("run-model-given-twice", "run", lambda w, t: _run(w, "--model=LightGCN"),
+     lambda w, t: "--model: given twice with different values", None),
+    ("run-model-lower-case", "run", lambda w, t: _run(w, model="bpr"),
+     lambda w, t: "`model`: Unknown model 'bpr'; did you mean `BPR`?", None),
+    ("run-encoding-not-a-codec", "run", lambda w, t: _run(w, "--encoding=False"),
+     lambda w, t: "`encoding` (command line --encoding=False): expected a text encoding", None),
+    ("run-field-separator-null", "run", lambda w, t: _run(w, config_files=[_yaml(t, "field_separator: null\n")]),
+     lambda w, t: "`field_separator` (" + str(t / "extra.yaml") + " line 1): expected a non-empty text", None),
+    ("run-load-col-without-interactions", "run", lambda w, t: _run(w, "--load_col={}"),
+     lambda w, t: "`load_col` (command line --load_col={}): leaves out the interaction files", None),
+    ("run-benchmark-filename-one-split", "run", lambda w, t: _run(w, "--benchmark_filename=['train']"),
+     lambda w, t: "`benchmark_filename` (command line --benchmark_filename=['train']): expected three", None),
+    ("run-load-col-as-a-list", "run", lambda w, t: _run(w, "--load_col=['user_id','item_id']"),
+     lambda w, t: "`load_col` (command line", None),
     ("run-override-without-value", "run", lambda w, t: _run(w, "--epochs", "5"), lambda w, t: "--epochs", None),
     ("run-unknown-model", "run", lambda w, t: _run(w, model="LightGNC"), lambda w, t: "`model`", None),
     ("run-data-path-wrong", "run", lambda w, t: _run(w, data=t / "nowhere"),
@@ -284,6 +393,8 @@ CASES = [
      lambda w, t: f"{w.empty_pth}: is an empty file", None),
     ("run-resume-not-a-checkpoint", "run", lambda w, t: _run(w, f"--resume={w.text_pth}"),
      lambda w, t: str(w.text_pth), None),
+    ("run-resume-checkpoint-bytes-changed", "run", lambda w, t: _run(w, f"--resume={w.damaged}"),
+     lambda w, t: f"{w.damaged}: is damaged", None),
     # --- python -m recbole_mmssl.recommend
     ("recommend-device-without-gpu", "recommend", lambda w, t: _recommend(w, f"--device={CUDA}"),
      lambda w, t: f"--device={CUDA}", None),
@@ -302,7 +413,15 @@ CASES = [
      lambda w, t: str(t / "none.txt"), None),
     ("recommend-zero-byte-checkpoint", "recommend", lambda w, t: _recommend(w, checkpoint=w.empty_pth),
      lambda w, t: str(w.empty_pth), None),
-    ("recommend-topk-0", "recommend", lambda w, t: _recommend(w, "--topk=0"), lambda w, t: "--topk", None),
+    ("recommend-checkpoint-bytes-changed", "recommend", lambda w, t: _recommend(w, checkpoint=w.damaged),
+     lambda w, t: f"{w.damaged}: is damaged or was changed after it was saved: tensor ", None),
+    ("recommend-option-given-twice", "recommend", lambda w, t: _recommend(w) + ["--topk=7"],
+     lambda w, t: "--topk: given twice with different values", None),
+    ("recommend-topk-0", "recommend", lambda w, t: _recommend(w, "--topk=0"),
+     lambda w, t: "--topk must be at least 1", None),
+    ("recommend-out-is-the-users-file", "recommend",
+     lambda w, t: _recommend(w, f"--users={_rewrite(t / 'users.csv', b'u1')}", out=t / "users.csv"),
+     lambda w, t: "--out is the same file as --users", None),
     # --- python run_hyper.py
     ("hyper-params-file-missing", "hyper", lambda w, t: _hyper(w, t / "none.test"),
      lambda w, t: str(t / "none.test"), None),
@@ -315,9 +434,28 @@ CASES = [
     ("hyper-params-unknown-type", "hyper", lambda w, t: _hyper(w, _params(t, "learning_rate gaussian 0,1\n")),
      lambda w, t: "hyper.test line 1", None),
     ("hyper-config-file-missing", "hyper", lambda w, t: _hyper(w, w.params, f"--config_files={t / 'none.yaml'}"),
-     lambda w, t: str(t / "none.yaml"), None),
+     lambda w, t: f"{t / 'none.yaml'}: config file not found", None),
+    ("hyper-output-dir-holds-its-config-file", "hyper",
+     lambda w, t: _hyper(w, w.params, f"--config_files={w.hyper / 'best.yaml'}"),
+     lambda w, t: "--output_dir is the same file as --config_files", None),
+    ("hyper-loguniform-bounds-that-are-values", "hyper",
+     lambda w, t: _hyper(w, _params(t, "learning_rate loguniform 0.0001,0.01\n")),
+     lambda w, t: "`learning_rate` (" + str(t / "hyper.test") + " line 1): loguniform 0.0001,0.01 looks like the "
+                  "values themselves", None),
+    ("hyper-loguniform-leaving-the-range", "hyper",
+     lambda w, t: _hyper(w, _params(t, "dropout_prob loguniform -1,1\n")),
+     lambda w, t: "`dropout_prob` (" + str(t / "hyper.test") + " line 1): loguniform -1,1 can draw 2.718", None),
+    ("hyper-uniform-on-an-integer-key", "hyper", lambda w, t: _hyper(w, _params(t, "embedding_size uniform 16,64\n")),
+     lambda w, t: "`embedding_size` (" + str(t / "hyper.test") + " line 1): uniform draws fractional values", None),
+    ("hyper-algo-grid", "hyper", lambda w, t: _hyper(w, w.params, "--algo=grid"), lambda w, t: "--algo", None),
+    ("hyper-exhaustive-over-a-range", "hyper",
+     lambda w, t: _hyper(w, _params(t, "learning_rate uniform 0.001,0.01\n"), "--algo=exhaustive"),
+     lambda w, t: "hyper.test line 1: `learning_rate` is a range", None),
+    ("hyper-ray-address-unreachable", "hyper",
+     lambda w, t: _hyper(w, w.params, "--tool=ray", f"--ray_address=127.0.0.1:{_free_port()}"),
+     lambda w, t: "--ray_address=127.0.0.1:", None),
     ("hyper-max-evals-0", "hyper", lambda w, t: _hyper(w, w.params, "--max_evals=0"),
-     lambda w, t: "--max_evals", None),
+     lambda w, t: "--max_evals must be at least 1", None),
 ]
 
 
@@ -490,8 +628,11 @@ def test_ctrl_c_in_a_real_process(world, tmp_path):
     """SIGINT while training: exit code 130, one warning with the command, no traceback."""
     args = [REPO / "run_recbole_mmssl.py", *_run(world, "--epochs=500", "--stopping_step=500", saved=tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    # a suite started in the background of a script inherits SIGINT ignored, and Python keeps it so:
+    # the child gets the default back, as a command typed in a terminal has
     proc = subprocess.Popen([sys.executable, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env, cwd=world.cwd)
+                            text=True, env=env, cwd=world.cwd,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 90
     while not list(tmp_path.glob("*.last.pth")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)

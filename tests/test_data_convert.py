@@ -9,6 +9,7 @@ import pytest
 from recbole_mmssl.data.atomic_io import read_feature_file
 from recbole_mmssl.data.convert import convert, main
 from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.data.ownership import MARKER
 from tests._data_util import TRAIN, features, folder_snapshot, make_hkuds, make_mmrec
 
 
@@ -24,7 +25,7 @@ def test_hkuds_writes_split_files_and_features_by_item_token(tmp_path):
     src = make_hkuds(tmp_path / "src", feats={"image": image, "audio": audio})
     summary = convert("hkuds", src, "toy", tmp_path / "out", progress=False)
     folder = tmp_path / "out" / "toy"
-    assert sorted(os.listdir(folder)) == ["toy.audio_feat", "toy.image_feat", "toy.test.inter",
+    assert sorted(os.listdir(folder)) == [MARKER, "toy.audio_feat", "toy.image_feat", "toy.test.inter",
                                           "toy.train.inter", "toy.valid.inter"]
     assert _inter_rows(folder / "toy.train.inter") == [
         (u, str(i)) for u, items in TRAIN.items() for i in items]
@@ -54,7 +55,7 @@ def test_json_only_source_gives_interactions_only_with_a_note(tmp_path, caplog):
     assert summary["modalities"] == {}
     assert "No *_feat.npy" in caplog.text and "interactions only" in caplog.text
     assert sorted(os.listdir(tmp_path / "out" / "toy")) == [
-        "toy.test.inter", "toy.train.inter", "toy.valid.inter"]
+        MARKER, "toy.test.inter", "toy.train.inter", "toy.valid.inter"]
 
 
 def test_users_and_items_missing_from_train_are_kept_with_a_counted_warning(tmp_path, caplog):

@@ -57,3 +57,9 @@ def test_packaged_minilm_encodes_text_into_a_feature_file(tmp_path):
     assert np.allclose(vectors[0], vectors[3], atol=1e-6)
     similarity = vectors @ vectors.T
     assert similarity[0, 1] > similarity[0, 2] + 0.3
+
+
+def test_a_folder_that_only_looks_like_a_model_is_an_error_not_a_traceback(tmp_path):
+    (tmp_path / "config.json").write_text("{}")  # what transformers reads first, with nothing usable in it
+    with pytest.raises(DataError, match="cannot be loaded as a sentence-transformers model"):
+        load_encoder(str(tmp_path))

@@ -87,3 +87,13 @@ def test_a_pickled_recbole_checkpoint_is_refused(tmp_path, capsys):
     assert f"error: {bad}: is not a recbole-mmssl checkpoint" in err
     assert "a Python object of type argparse.Namespace" in err and "Traceback" not in err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_users_file_with_a_byte_order_mark_keeps_its_first_user(trained, tmp_path):
+    checkpoint, _ = trained
+    users = tmp_path / "users.txt"
+    users.write_bytes(b"\xef\xbb\xbfu3\nu5\n")  # as Windows editors save UTF-8
+    assert recommend.main([f"--checkpoint={checkpoint}", f"--users={users}", "--topk=2",
+                           f"--out={tmp_path / 'r.csv'}"]) == 0
+    with open(tmp_path / "r.csv") as f:
+        assert {row["user_id"] for row in csv.DictReader(f)} == {"u3", "u5"}

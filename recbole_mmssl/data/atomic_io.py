@@ -24,7 +24,8 @@ import zlib
 import numpy as np
 from tqdm import tqdm
 
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.atomic_write import atomic_file, umask_mode
+from recbole_mmssl.data.errors import DataError, shown
 
 FEATURE_SUFFIX = "_feat"
 _PAIRS = np.array(
@@ -45,16 +46,17 @@ def feature_field(modality):
     return f"{modality}{FEATURE_SUFFIX}"
 
 
+def check_modality_name(name, path, fix):
+    """Refuse a modality name the models cannot use: they name layers after it (a plain identifier)."""
+    if not str(name).isidentifier():
+        raise DataError(path, f"modality name {name!r} is not a plain name (letters, digits and underscores, not "
+                              "starting with a digit)", fix)
+    return name
+
+
 def feature_file_name(dataset_name, modality):
     """File name of a modality's atomic feature file (``tiktok.image_feat``)."""
     return f"{dataset_name}.{feature_field(modality)}"
-
-
-def umask_mode(mode=0o666):
-    """``mode`` limited by the process umask: mkstemp/mkdtemp create private files, we want normal ones."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return mode & ~umask
 
 
 def make_temp_dir(parent, name):
@@ -136,7 +138,7 @@ def check_finite(features, tokens, path, fix):
     bad = np.flatnonzero(~finite_rows)
     raise DataError(
         path,
-        f"{len(bad)} feature row(s) contain NaN or inf; the first is item {tokens[bad[0]]!r} "
+        f"{len(bad)} feature row(s) contain NaN or inf; the first is item {shown(tokens[bad[0]])} "
         f"(row {bad[0]})",
         fix,
     )
@@ -221,40 +223,38 @@ def write_feature_file(path, tokens, features, modality, iid_field="item_id", pr
                         "pass exactly one token per feature row")
     check_tokens(tokens, "item", path)
     check_finite(features, tokens, path, "clean the features (e.g. np.nan_to_num) and write again")
-    folder = os.path.dirname(os.path.abspath(path))
     chunk_rows = max(1, _CHUNK_FLOATS // max(1, features.shape[1]))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(f"{iid_field}:token\t{feature_field(modality)}:float_seq\n".encode())
-            bar = tqdm(total=len(tokens), desc=f"writing {os.path.basename(path)}",
-                       unit="item", disable=not progress)
-            for start in range(0, len(tokens), chunk_rows):
-                data, ends = format_float_rows(features[start:start + chunk_rows])
-                starts = np.concatenate([[0], ends[:-1]])
-                f.write(b"".join(
-                    tok.encode() + b"\t" + data[s:e]
-                    for tok, s, e in zip(tokens[start:start + chunk_rows], starts, ends)
-                ))
-                bar.update(min(chunk_rows, len(tokens) - start))
-            bar.close()
-        os.chmod(tmp, umask_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        f.write(f"{iid_field}:token\t{feature_field(modality)}:float_seq\n".encode())
+        bar = tqdm(total=len(tokens), desc=f"writing {os.path.basename(path)}",
+                   unit="item", disable=not progress)
+        for start in range(0, len(tokens), chunk_rows):
+            data, ends = format_float_rows(features[start:start + chunk_rows])
+            starts = np.concatenate([[0], ends[:-1]])
+            f.write(b"".join(
+                tok.encode() + b"\t" + data[s:e]
+                for tok, s, e in zip(tokens[start:start + chunk_rows], starts, ends)
+            ))
+            bar.update(min(chunk_rows, len(tokens) - start))
+        bar.close()
     return path
 
 
 def check_tokens(tokens, kind, path):
-    """Refuse tokens that would break the tab-separated, line-based atomic format, and tokens that
-    RecBole's loader (pandas) reads as a missing value: it would merge them into the padding id."""
+    """Refuse tokens that would break the tab-separated, line-based atomic format, tokens RecBole would
+    read as another id (surrounding whitespace) or as the start of a quoted field (a leading double
+    quote), and tokens that its loader (pandas) reads as a missing value: it would merge them into the
+    padding id."""
     unique = set(map(str, tokens))
     bad = sorted(t for t in unique if "\t" in t or "\n" in t or "\r" in t)
     if bad:
         raise DataError(path, f"{len(bad)} {kind} token(s) contain a tab or line break, e.g. "
-                              f"{bad[0]!r}", "use ids without tabs or line breaks")
+                              f"{shown(bad[0])}", "use ids without tabs or line breaks")
+    padded = sorted(t for t in unique if t != t.strip() or t.startswith('"'))
+    if padded:
+        raise DataError(path, f"{len(padded)} {kind} token(s) start or end with whitespace or start with a double "
+                              f"quote, e.g. {shown(padded[0])}: RecBole would read them as other ids (or swallow lines)",
+                        f"strip the {kind} ids (and drop leading quotes)")
     missing = sorted(unique & set(MISSING_TOKENS))
     if missing:
         raise DataError(path, f"{kind} token(s) {', '.join(repr(t) for t in missing[:5])} would be read by RecBole as "
@@ -267,7 +267,7 @@ def write_inter_file(path, users, items, uid_field="user_id", iid_field="item_id
     check_tokens(users, "user", path)
     check_tokens(items, "item", path)
     body = "".join(f"{u}\t{i}\n" for u, i in zip(users, items))
-    with open(path, "w", encoding="utf-8") as f:
+    with atomic_file(path, "w", encoding="utf-8") as f:
         f.write(f"{uid_field}:token\t{iid_field}:token\n")
         f.write(body)
     return path
@@ -290,6 +290,13 @@ def _parse_header(path, header, field_sep, iid_field):
     return name[: -len(FEATURE_SUFFIX)]
 
 
+def _utf8(data, path, lineno, fix):
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(path, f"line {lineno} is not UTF-8 text (byte {err.start} of the line)", fix) from None
+
+
 def read_feature_file(path, iid_field="item_id", field_sep="\t", seq_sep=" "):
     """Parse an atomic feature file into ``(modality, tokens, float32 array, crc32)``.
 
@@ -305,7 +312,7 @@ def read_feature_file(path, iid_field="item_id", field_sep="\t", seq_sep=" "):
     with open(path, "rb") as f:
         header = f.readline()
         crc = zlib.crc32(header)
-        modality = _parse_header(path, header.decode("utf-8").rstrip("\r\n"), field_sep, iid_field)
+        modality = _parse_header(path, _utf8(header, path, 1, regen).rstrip("\r\n"), field_sep, iid_field)
         with warnings.catch_warnings():
             # np.fromstring only warns when it stops at a non-number; make that an error
             warnings.simplefilter("error", DeprecationWarning)
@@ -321,9 +328,13 @@ def read_feature_file(path, iid_field="item_id", field_sep="\t", seq_sep=" "):
                 try:
                     row = np.fromstring(values, dtype=np.float32, sep=seq_sep)
                 except (DeprecationWarning, ValueError):
-                    raise DataError(path, f"line {lineno} (item {token.decode()!r}) holds a "
+                    raise DataError(path, f"line {lineno} (item {_utf8(token, path, lineno, regen)!r}) holds a "
                                           f"value that is not a number", regen) from None
-                tokens.append(token.decode("utf-8"))
+                token = _utf8(token, path, lineno, regen)
+                if token != token.strip() or not token:
+                    raise DataError(path, f"line {lineno}: item token {token!r} is empty or has leading or trailing "
+                                          "whitespace, so it matches no item of the interactions", regen)
+                tokens.append(token)
                 rows.append(row)
     if not rows:
         raise DataError(path, "the file has a header but no feature rows", regen)
@@ -334,7 +345,7 @@ def read_feature_file(path, iid_field="item_id", field_sep="\t", seq_sep=" "):
         raise DataError(
             path,
             f"rows have different lengths: {int((lengths == dim).sum())} of {len(rows)} rows have "
-            f"{dim} values, but item {tokens[bad]!r} has {int(lengths[bad])}",
+            f"{dim} values, but item {shown(tokens[bad])} has {int(lengths[bad])}",
             f"every row of a feature file must have the same dimension; {regen}",
         )
     features = np.stack(rows)
@@ -342,7 +353,7 @@ def read_feature_file(path, iid_field="item_id", field_sep="\t", seq_sep=" "):
     unique, counts = np.unique(np.asarray(tokens), return_counts=True)
     if (counts > 1).any():
         raise DataError(path, f"{int((counts > 1).sum())} item token(s) appear more than once, "
-                              f"e.g. {unique[counts > 1][0]!r}",
+                              f"e.g. {shown(unique[counts > 1][0])}",
                         "keep exactly one feature row per item")
     check_finite(features, tokens, path,
                  "replace the NaN/inf values in the source features and convert again")

@@ -11,14 +11,14 @@ same rule git uses for its index). Caches are written atomically and loaded with
 """
 
 import os
-import tempfile
 import time
 import zlib
 from logging import getLogger
 
 import torch
 
-from recbole_mmssl.data.atomic_io import read_feature_file, umask_mode
+from recbole_mmssl.atomic_write import atomic_file
+from recbole_mmssl.data.atomic_io import read_feature_file
 
 CACHE_VERSION = 1
 RACY_SECONDS = 2.0
@@ -84,19 +84,11 @@ def save_keyed_cache(cache_path, blob, what):
     A write that fails (read-only folder, full disk) only costs a rebuild next time: ``what`` says
     which cache and what, for the warning. Shared by every cache of the plugin.
     """
-    folder = os.path.dirname(cache_path)
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(cache_path) + ".", suffix=".tmp",
-                                   dir=folder)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(cache_path) as f:
             torch.save(blob, f)
-        os.chmod(tmp, umask_mode())
-        os.replace(tmp, cache_path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # torch reports some write failures as RuntimeError
         getLogger().warning(f"Could not write {what.format(path=cache_path, error=exc)}.")
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _try_save(cache_path, key, crc, modality, tokens, features):

@@ -1,18 +1,23 @@
-"""Convert HKUDS/MMSSL or MMRec dataset folders into RecBole atomic files.
+"""Convert HKUDS/MMSSL, MMRec or UniSRec dataset folders into RecBole atomic files.
 
     python -m recbole_mmssl.data.convert hkuds SRC --name NAME --out DIR [--modalities image,audio]
     python -m recbole_mmssl.data.convert mmrec SRC --name NAME --out DIR [--modalities image,text]
+    python -m recbole_mmssl.data.convert unisrec SRC [SRC ...] --name NAME --out DIR [--word-drop 0.15]
 
 * ``hkuds``: ``train.json``, ``val.json``, ``test.json`` = ``{"<user>": [item ids]}`` (MMSSL, DiffMM).
 * ``mmrec``: one ``*.inter`` TSV with columns ``userID``, ``itemID``, ``x_label`` (0/1/2 = train/
   valid/test), as in MMRec.
+* ``unisrec``: sequential data of UniSRec and MISSRec (rows of history and target), for sequential
+  models such as MISSRec and RecBole's SASRec; see :mod:`recbole_mmssl.data.unisrec`.
 
 Both take every ``<modality>_feat.npy`` of SRC (row i = item i). The output DIR/NAME/ holds
 ``NAME.{train,valid,test}.inter`` (read through RecBole's ``benchmark_filename``) and one
 ``NAME.<modality>_feat`` per modality. Everything is written into a temporary sibling folder that
 replaces DIR/NAME only once complete, so a failed run never leaves a half-written or clobbered dataset;
 the temporary folders of runs that were killed are removed by the next run (they carry a marker).
-The name and the output folder are checked before any work.
+A conversion replaces only what an earlier conversion wrote (recbole_mmssl/data/ownership.py): files
+added to DIR/NAME later are kept, and a DIR/NAME it did not make, or one that overlaps SRC, is refused.
+The name, the output folder and what it holds are checked before any work.
 """
 
 import glob
@@ -29,21 +34,22 @@ from recbole_mmssl.cli import ArgumentParser, check_output_folder, run_cli
 from recbole_mmssl.data.atomic_io import (
     check_feature_dtype,
     check_finite,
+    check_modality_name,
     check_tokens,
     clean_stale_temp_dirs,
     feature_file_name,
     make_temp_dir,
-    replace_dir,
     write_feature_file,
     write_inter_file,
 )
-from recbole_mmssl.data.errors import DataError, UsageError
+from recbole_mmssl.data.errors import DataError, UsageError, shown
+from recbole_mmssl.data.ownership import check_apart_from_source, files_to_keep, swap_in, write_marker
 
 SPLITS = ("train", "valid", "test")
 HKUDS_FILES = {"train": "train.json", "valid": "val.json", "test": "test.json"}
 MMREC_COLUMNS = ("userID", "itemID", "x_label")
 NPY_SUFFIX = "_feat.npy"
-LAYOUTS = ("hkuds", "mmrec")
+LAYOUTS = ("hkuds", "mmrec", "unisrec")
 MAX_JSON_ID = np.iinfo(np.int64).max
 MAX_EXACT_FLOAT_ID = 2**53  # MMRec ids are parsed as numbers; above this a float cannot hold them exactly
 
@@ -62,6 +68,21 @@ def check_name(name):
 
 # ----------------------------------------------------------------------------- sources
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key, lost):
+        super().__init__(key)
+        self.key, self.lost = key, lost
+
+
+def _refuse_duplicate_keys(pairs):
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key, len(seen[key]) if isinstance(seen[key], list) else 1)
+        seen[key] = value
+    return seen
+
+
 def read_split_json(path):
     """Read one HKUDS split ``{"<user>": [item ids]}``; return (user tokens, int item ids)."""
     fix = 'the file must be one JSON object {"<user id>": [<item id>, ...], ...} with integer item ids'
@@ -78,9 +99,13 @@ def read_split_json(path):
         raise DataError(path, f"not UTF-8 text (byte {exc.start}, line {line})",
                         "save the file as UTF-8 (JSON files are UTF-8)") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text.removeprefix("\ufeff"), object_pairs_hook=_refuse_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise DataError(path, f"not valid JSON ({exc})", fix) from None
+    except _DuplicateKey as dup:
+        raise DataError(path, f"user {dup.key!r} appears twice; JSON keeps only the last of the two lists, so "
+                              f"{dup.lost} interaction(s) would be dropped without a word",
+                        "merge the two lists of that user into one") from None
     if not isinstance(data, dict):
         raise DataError(path, f"found a JSON {type(data).__name__}, not an object of users", fix)
     users, items = [], []
@@ -135,17 +160,17 @@ def read_mmrec(src, name):
     bad = ~labels.isin([0, 1, 2])
     if bad.any():
         raise DataError(path, f"{int(bad.sum())} row(s) have an x_label other than 0/1/2, e.g. "
-                              f"{df['x_label'][bad].iloc[0]!r} (line {int(np.flatnonzero(bad)[0]) + 2})",
+                              f"{shown(df['x_label'][bad].iloc[0])} (line {int(np.flatnonzero(bad)[0]) + 2})",
                         fix)
     items = pd.to_numeric(df["itemID"], errors="coerce")
     bad = items.isna() | (items < 0) | (items != np.floor(items))
     if bad.any():
         raise DataError(path, f"{int(bad.sum())} row(s) have a non-integer or negative itemID, "
-                              f"e.g. {df['itemID'][bad].iloc[0]!r}", fix)
+                              f"e.g. {shown(df['itemID'][bad].iloc[0])}", fix)
     huge = items >= MAX_EXACT_FLOAT_ID
     if huge.any():
         raise DataError(path, f"{int(huge.sum())} row(s) have an itemID of 2**53 or more, e.g. "
-                              f"{df['itemID'][huge].iloc[0]!r} (line {int(np.flatnonzero(huge)[0]) + 2})",
+                              f"{shown(df['itemID'][huge].iloc[0])} (line {int(np.flatnonzero(huge)[0]) + 2})",
                         "item ids are row numbers of the feature .npy files: renumber the items 0..n-1")
     users = df["userID"].to_numpy(dtype=object)
     items = items.to_numpy(dtype=np.int64)
@@ -160,6 +185,10 @@ def find_npy_features(src, modalities=None):
     for path in sorted(glob.glob(os.path.join(glob.escape(src), f"*{NPY_SUFFIX}"))):
         found[os.path.basename(path)[: -len(NPY_SUFFIX)]] = path
     if modalities is None:
+        for name, path in found.items():
+            check_modality_name(name, path, "rename the file to <modality>_feat.npy with a plain name (letters, "
+                                            "digits, underscores), move it out of SRC, or choose the modalities "
+                                            f"to convert with --modalities")
         return found
     missing = [m for m in modalities if m not in found]
     if missing:
@@ -180,6 +209,11 @@ def load_npy_features(path, n_items):
     except (ValueError, EOFError, OSError) as exc:
         raise DataError(path, f"not a plain numeric .npy ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
                         fix) from None
+    if not isinstance(array, np.ndarray):  # np.load opens an .npz archive (np.savez) whatever its name
+        names = list(getattr(array, "files", []))
+        array.close()
+        raise DataError(path, f"is an .npz archive of {len(names)} array(s) {names[:5]} (np.savez), not one .npy "
+                              "array", "save one array per modality with np.save(path, features)")
     check_feature_dtype(array, path, f"{fix} (a float array)")
     if array.ndim != 2:
         raise DataError(path, f"feature array is {array.ndim}-D with shape {array.shape}, "
@@ -233,8 +267,13 @@ def check_splits(splits, sources, src):
 
 # ----------------------------------------------------------------------------- writing
 
+def output_names(name, modalities):
+    """The files a conversion writes into DIR/NAME."""
+    return [f"{name}.{split}.inter" for split in SPLITS] + [feature_file_name(name, m) for m in modalities]
+
+
 def write_dataset(splits, sources, feature_paths, name, out, src, progress=True):
-    """Validate sources and write DIR/NAME atomically; return a summary dict."""
+    """Validate sources and write DIR/NAME atomically, keeping what others added there; return a summary."""
     check_splits(splits, sources, src)
     all_items = np.concatenate([items for _, items in splits.values()])
     n_items = int(all_items.max()) + 1
@@ -256,7 +295,12 @@ def write_dataset(splits, sources, feature_paths, name, out, src, progress=True)
         for modality, array in features.items():
             write_feature_file(os.path.join(tmp, feature_file_name(name, modality)), tokens,
                                array[present], modality, progress=progress)
-        replace_dir(tmp, os.path.join(out, name))
+        write_marker(tmp, src)
+        final = os.path.join(out, name)
+        keep = files_to_keep(final, output_names(name, features))  # again: DIR/NAME may have changed meanwhile
+        swap_in(tmp, final, keep)
+        for kept in keep:
+            getLogger().info(f"Kept {os.path.join(final, kept)}: the converter did not write it.")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -278,8 +322,11 @@ def convert(layout, src, name, out, modalities=None, progress=True):
     check_output_folder(out, "--out")
     if not os.path.isdir(src):
         raise DataError(src, "source folder not found", "pass the folder that holds the source files")
-    splits, sources = read_hkuds(src) if layout == "hkuds" else read_mmrec(src, name)
+    final = os.path.join(os.path.abspath(out), name)
+    check_apart_from_source(final, src)
     feature_paths = find_npy_features(src, modalities)
+    files_to_keep(final, output_names(name, feature_paths))
+    splits, sources = read_hkuds(src) if layout == "hkuds" else read_mmrec(src, name)
     if not feature_paths:
         getLogger().info(f"No *{NPY_SUFFIX} in {src}: writing interactions only (enough for "
                          f"baselines; MMSSL needs at least one modality).")
@@ -298,19 +345,50 @@ def _main(argv):
     parser = ArgumentParser(prog="python -m recbole_mmssl.data.convert", description=__doc__.split("\n\n")[0],
                             allow_abbrev=False)
     parser.add_argument("layout", choices=LAYOUTS)
-    parser.add_argument("src", help="source folder")
+    parser.add_argument("src", nargs="+", help="source folder (unisrec: one or more, merged)")
     parser.add_argument("--name", required=True, help="dataset name (output folder and file prefix)")
     parser.add_argument("--out", required=True, help="RecBole data_path, e.g. dataset/")
     parser.add_argument("--modalities", help="comma-separated modalities to keep, in this order")
+    parser.add_argument("--word-drop", type=float, default=None,
+                        help="unisrec: also encode the texts with each word dropped with this probability "
+                             "(pre-training augmentation; UniSRec uses 0.15)")
+    parser.add_argument("--text-model", default=None,
+                        help="unisrec: local sentence-transformers folder (default: packaged all-MiniLM-L6-v2)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
     args = parser.parse_args(argv)
     import logging
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if args.layout == "unisrec":
+        return _main_unisrec(parser, args)
+    if len(args.src) > 1:
+        parser.error(f"{args.layout} converts one SRC folder; only unisrec merges several")
+    if args.word_drop is not None:
+        parser.error("--word-drop is an option of the unisrec layout")
+    args.src = args.src[0]
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()] \
         if args.modalities else None
     summary = convert(args.layout, args.src, args.name, args.out, modalities, progress=not args.no_progress)
     print(format_summary(summary))
+    return 0
+
+
+def _main_unisrec(parser, args):
+    from recbole_mmssl.data.unisrec import convert_unisrec, format_summary as unisrec_summary
+
+    if args.modalities:
+        parser.error("--modalities is an option of the hkuds and mmrec layouts (unisrec writes every modality; "
+                     "pick them with the `modalities` config key)")
+    if args.word_drop is not None and not 0 < args.word_drop < 1:
+        parser.error(f"--word-drop must be between 0 and 1, got {args.word_drop}")
+    check_name(args.name)
+    check_output_folder(args.out, "--out")
+    for src in args.src:
+        if not os.path.isdir(src):
+            raise DataError(src, "source folder not found", "pass the folder that holds the UniSRec files")
+    summary = convert_unisrec(args.src, args.name, args.out, args.word_drop, args.text_model,
+                              progress=not args.no_progress)
+    print(unisrec_summary(summary))
     return 0
 
 

@@ -8,6 +8,12 @@ ValueError so callers that already catch RecBole's ValueErrors keep working.
 """
 
 
+def shown(value):
+    """``repr`` of a token or number as the user wrote it (``'a'``, ``3``): NumPy 2 writes its scalars
+    as ``np.str_('a')`` / ``np.int64(3)``, and tokens taken from arrays or pandas columns are such."""
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
 class UserError(ValueError):
     """Bad input of any kind: ``where`` names the file or key, ``problem`` and ``fix`` say the rest."""
 
@@ -45,7 +51,8 @@ class UsageError(UserError):
 
 def read_utf8_text(path, missing, folder, fix, missing_fix=None, folder_fix=None, utf8_fix=None,
                    line_in_path=True):
-    """The whole text of a user's file, or a DataError naming the file and, for bad bytes, the line.
+    """The whole text of a user's file (without a UTF-8 byte-order mark), or a DataError naming the
+    file and, for bad bytes, the line.
 
     Every command reads some small user file (config, parameter, --users, item table); this is the
     one place that turns a missing file, a folder or non-UTF-8 bytes into the error/fix lines.
@@ -60,7 +67,7 @@ def read_utf8_text(path, missing, folder, fix, missing_fix=None, folder_fix=None
     except IsADirectoryError:
         raise DataError(path, folder, folder_fix or fix) from None
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark is not part of the first line
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         if line_in_path:

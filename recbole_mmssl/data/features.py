@@ -20,7 +20,7 @@ from logging import getLogger
 import numpy as np
 import pandas as pd
 
-from recbole_mmssl.data.atomic_io import FEATURE_SUFFIX, check_tokens, write_feature_file
+from recbole_mmssl.data.atomic_io import FEATURE_SUFFIX, check_modality_name, check_tokens, write_feature_file
 from recbole_mmssl.data.errors import DataError, UsageError, read_utf8_text
 
 _SEPARATORS = "\t,;|"
@@ -50,6 +50,11 @@ def read_text_table(path, id_column, text_column):
         except csv.Error:
             sep = ","
         quoting = csv.QUOTE_MINIMAL
+    names = next(csv.reader([header], delimiter=sep, quoting=quoting), [])
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DataError(f"{path} line 1", f"the header names column {twice[0]!r} twice; one of the two would be "
+                                          "read without a word", "rename or remove one of the two columns")
     try:
         df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, quoting=quoting)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -81,18 +86,35 @@ def read_text_table(path, id_column, text_column):
     return [str(i) for i in ids], [str(t) for t in texts]
 
 
+_MODEL_FIX = ("pass --model with a local sentence-transformers folder (it holds modules.json or a "
+              "config.json), or leave it out to use the packaged all-MiniLM-L6-v2")
+
+
+def check_model_folder(model_path):
+    """Refuse, before any work, a --model that is not a folder of a sentence-transformers or
+    transformers model (models are never downloaded)."""
+    if not os.path.isdir(model_path):
+        problem = "is a file, not a model folder" if os.path.exists(model_path) else \
+            "model folder not found (models are never downloaded)"
+        raise DataError(model_path, problem, _MODEL_FIX)
+    if not any(os.path.isfile(os.path.join(model_path, f)) for f in ("modules.json", "config.json")):
+        raise DataError(model_path, "is not a model folder (no modules.json or config.json in it)", _MODEL_FIX)
+    return model_path
+
+
 def load_encoder(model_path=None, device="cpu"):
     """Load a local sentence-transformers model; never downloads."""
-    model_path = model_path or default_model_path()
-    if not os.path.isdir(model_path):
-        raise DataError(model_path, "model folder not found (models are never downloaded)",
-                        "pass --model with a local sentence-transformers folder, or leave it out "
-                        "to use the packaged all-MiniLM-L6-v2")
+    model_path = check_model_folder(model_path or default_model_path())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(model_path, device=device, local_files_only=True)
+    try:
+        return SentenceTransformer(model_path, device=device, local_files_only=True)
+    except Exception as err:  # noqa: BLE001 - transformers raises many types for a folder it cannot load
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(model_path, f"cannot be loaded as a sentence-transformers model ({first})",
+                        _MODEL_FIX) from None
 
 
 def encode_texts(texts, model_path=None, batch_size=64, device="cpu", progress=True):
@@ -114,7 +136,9 @@ def modality_of(out_path, modality=None):
     if not (modality or from_name):
         getLogger().warning(f"{out_path} is not named NAME.<modality>{FEATURE_SUFFIX}; writing "
                             f"modality 'text' (MultimodalDataset looks for NAME.text{FEATURE_SUFFIX}).")
-    return modality or from_name or "text"
+    return check_modality_name(modality or from_name or "text", out_path,
+                               "name the modality with letters, digits and underscores (--modality, or the "
+                               f"<modality> of NAME.<modality>{FEATURE_SUFFIX})")
 
 
 def encode_file(input_path, id_column, text_column, out_path, model_path=None, batch_size=64,
@@ -142,7 +166,7 @@ def check_out_file(out_path):
 
 
 def _main(argv):
-    from recbole_mmssl.cli import ArgumentParser
+    from recbole_mmssl.cli import ArgumentParser, check_not_an_input
 
     parser = ArgumentParser(prog="python -m recbole_mmssl.data.features", description=__doc__.split("\n\n")[0],
                             allow_abbrev=False)
@@ -164,6 +188,9 @@ def _main(argv):
     import logging
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     check_out_file(args.out)
+    check_not_an_input(args.out, "--out", {"--input": args.input, "--model": args.model})
+    if args.model:
+        check_model_folder(args.model)
     modality = modality_of(args.out, args.modality)
     n, dim = encode_file(args.input, args.id_column, args.text_column, args.out, args.model,
                          args.batch_size, modality, progress=not args.no_progress)
