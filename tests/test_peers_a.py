@@ -39,6 +39,8 @@ def projection_parameters(name, model):
     """The parameters that map item features into each model's representation, one per modality."""
     if name == "VBPR":
         return [model.feature_projection.weight]
+    if name == "MMGCN":  # in its reference layout only the image modality has a projection
+        return [gcn.linear[0].weight for gcn in model.gcns]
     return [linear.weight for linear in model.projection.linears]
 
 
@@ -46,6 +48,8 @@ def projected_features(name, model):
     """(n_items, width) feature part of each item's representation, all modalities side by side."""
     if name == "VBPR":
         return model.feature_projection(model.item_features)
+    if name == "MMGCN":
+        return torch.cat(model.modality_inputs(), dim=1)
     return torch.cat(model.projection(), dim=1)
 
 
@@ -152,16 +156,44 @@ def test_lightgcn_propagate_is_the_mean_of_the_adjacency_powers():
 # -- model-specific behaviour ----------------------------------------------------------------------
 
 
-def test_vbpr_item_bias_is_the_papers_and_can_be_dropped(data_dir):
-    _, (train_data, _, _), with_bias, trainer = build_peer(data_dir, "VBPR")
+def test_vbpr_has_no_item_bias_by_default_and_the_papers_on_request(data_dir):
+    """MMRec's reference form by default (no popularity term); item_bias: True adds beta_i + beta'^T f_i."""
+    _, _, default, _ = build_peer(data_dir, "VBPR")
+    d = default.embedding_size
+    assert not hasattr(default, "item_bias_embedding") and default.score_tables()[1].shape[1] == 2 * d
+    _, (train_data, _, _), with_bias, trainer = build_peer(data_dir, "VBPR", item_bias=True)
     epoch_losses(trainer, train_data, 1)
     user, item = with_bias.score_tables()
-    d = with_bias.embedding_size
     expected_bias = with_bias.item_bias_embedding.weight + with_bias.feature_bias(with_bias.item_features)
     assert user.shape[1] == item.shape[1] == 2 * d + 1 and torch.equal(user[:, -1], torch.ones(user.shape[0]))
     assert torch.allclose(item[:, -1:], expected_bias) and expected_bias.abs().sum() > 0
-    _, _, without, _ = build_peer(data_dir, "VBPR", item_bias=False)
-    assert not hasattr(without, "item_bias_embedding") and without.score_tables()[1].shape[1] == 2 * d
+
+
+def test_mmgcn_reference_layout_projects_only_the_image_and_averages_the_modalities(data_dir):
+    """The authors' code and MMRec: v_feat through a 256-wide Linear, the others at their own width;
+    representation = the modality GCNs' outputs divided by their number."""
+    _, _, model, _ = build_peer(data_dir, "MMGCN", name="three", dim_latent=12)
+    assert model.modality_names == ["audio", "image", "text"] and model.projected == [False, True, False]
+    widths = [gcn.preference.shape[1] for gcn in model.gcns]
+    features = {n: model.modality_inputs()[k] for k, n in enumerate(model.modality_names)}
+    assert widths == [features["audio"].shape[1], 12, features["text"].shape[1]] == [6, 12, 10]
+    projection = model.projection.linears[0]
+    assert projection.bias is not None and torch.allclose(features["image"], model.projection.project(0))
+    model.eval()
+    with torch.no_grad():
+        outputs = [gcn(x, model.id_embedding, model.graph) for gcn, x in zip(model.gcns, model.modality_inputs())]
+        assert torch.allclose(model.forward(), sum(outputs) / 3, atol=1e-6)
+
+
+def test_mmgcn_projected_sum_layout_projects_every_modality_and_sums(data_dir):
+    _, _, model, _ = build_peer(data_dir, "MMGCN", name="three", dim_latent=12, mmgcn_layout="projected_sum")
+    assert model.projected == [True, True, True] and [g.preference.shape[1] for g in model.gcns] == [12, 12, 12]
+    model.eval()
+    with torch.no_grad():
+        outputs = [gcn(x, model.id_embedding, model.graph) for gcn, x in zip(model.gcns, model.modality_inputs())]
+        assert torch.allclose(model.forward(), sum(outputs), atol=1e-6)
+    with pytest.raises(ValueError, match="mmgcn_layout"):
+        build_peer(data_dir, "MMGCN", mmgcn_layout="concat")
 
 
 def test_mmgcn_aggregation_is_the_neighbour_mean(data_dir):

@@ -59,6 +59,10 @@ class LATTICE(DotProductScores, GeneralRecommender):
     rebuilds it from the current projections. The epoch start is seen through ``train()``, which
     RecBole's Trainer calls at the start of every epoch. Items without a modality's features get no
     edge from that modality, learned or frozen.
+
+    The learning rate decays as in the authors' code, ``lr * 0.96 ** (epoch / 50)`` stepped after
+    every epoch (``lr_decay: 0.96``, ``lr_decay_epochs: 50`` in LATTICE.yaml; the plugin's trainers
+    apply it, recbole_mmssl/lr_schedule.py; ``lr_decay: 1.0`` turns it off).
     """
 
     input_type = InputType.PAIRWISE

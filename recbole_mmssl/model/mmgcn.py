@@ -30,6 +30,10 @@ def mean_adjacency(users, items, n_users, n_items):
     return mean_normalized(rows, cols, torch.ones(rows.shape[0], device=rows.device), (n, n))
 
 
+LAYOUTS = ("reference", "projected_sum")
+VISUAL_MODALITIES = ("image",)  # the one modality the references project (their v_feat)
+
+
 class ModalityGCN(nn.Module):
     """One modality's graph: user preferences next to projected item features, L aggregation +
     combination layers (paper Eq. 1-2 and 5-7)."""
@@ -59,20 +63,31 @@ class ModalityGCN(nn.Module):
 
 
 class MMGCN(DotProductScores, GeneralRecommender):
-    r"""MMGCN (Wei et al., ACM MM 2019): one user-item GCN per modality, representations summed.
+    r"""MMGCN (Wei et al., ACM MM 2019): one user-item GCN per modality, representations combined.
 
-    Per modality m, item features are projected (``dim_latent``) and stacked under learned
-    modality-specific user preferences; each layer aggregates neighbours (mean) and combines the
-    result with the node's own representation and its shared ID embedding. The final user and item
-    representations are the sum over modalities (paper Eq. 8; the authors' code averages, which only
-    rescales scores); BPR loss plus the authors' L2 term on the batch ID embeddings and the user
-    preferences. Items without a modality's feature row get a zero projected row (so a zero input
-    row in that modality's graph; their ID embedding still enters through Eq. 5).
+    Per modality m, item features are stacked under learned modality-specific user preferences;
+    each layer aggregates neighbours (mean) and combines the result with the node's own
+    representation and its shared ID embedding. BPR loss plus the authors' L2 term on the batch ID
+    embeddings and the user preferences. Items without a modality's feature row get a zero input row
+    in that modality's graph (their ID embedding still enters through Eq. 5).
 
-    Deviations from the authors' code, which are bugs there: the ID embeddings and preferences are
-    trained (there they are non-leaf copies moved to the GPU, which the optimiser never sees), the preferences
-    of every modality are regularised (there only the visual one), ``n_layers`` is honoured (there
-    three layers are hard-coded) and ``concat`` is a boolean (there the string 'False', i.e. true).
+    ``mmgcn_layout`` chooses how the modalities enter and leave, the two points where an earlier
+    version of this model departed from both references without saying so:
+
+    * ``reference`` (default): what the authors' code and MMRec compute. Only the visual modality
+      (the one named ``image``) is projected, by a linear layer with bias, to ``dim_latent`` (256);
+      every other modality enters the GCN at its own width (its preferences have that width too);
+      the final representation is the *mean* over modalities (paper Eq. 8 writes a sum; the code
+      divides by the number of modalities).
+    * ``projected_sum``: every modality projected to ``dim_latent`` and the modality outputs
+      summed. The sum is not only a rescaling of the ranking: it multiplies the scores inside BPR's
+      sigmoid by the number of modalities squared, so it trains differently.
+
+    Deviations from the authors' code in both layouts, which are bugs there: the ID embeddings and
+    preferences are trained (there they are non-leaf copies moved to the GPU, which the optimiser
+    never sees), the preferences of every modality are regularised (there only the visual one),
+    ``n_layers`` is honoured (there three layers are hard-coded) and ``concat`` is a boolean (there
+    the string 'False', i.e. true).
     """
 
     input_type = InputType.PAIRWISE
@@ -86,23 +101,41 @@ class MMGCN(DotProductScores, GeneralRecommender):
         if self.n_layers < 1:
             raise ValueError(f"MMGCN: n_layers must be >= 1, got {self.n_layers}.")
 
+        self.layout = config["mmgcn_layout"] or "reference"
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"MMGCN: mmgcn_layout must be one of {LAYOUTS}, got {self.layout!r}.")
+
         users, items, _ = training_pairs(dataset, self.device)
         self.graph = mean_adjacency(users, items, self.n_users, self.n_items)
         names, features, masks = modality_features(dataset, self.device)
         self.modality_names = names
-        self.projection = ModalityProjection(names, features, masks, config["dim_latent"])
+        dim_latent = config["dim_latent"]
+        self.projected = [self.layout == "projected_sum" or name in VISUAL_MODALITIES for name in names]
+        projected_names = [name for name, p in zip(names, self.projected) if p]
+        self.projection = ModalityProjection(projected_names, features, masks, dim_latent)
+        for k, name in enumerate(names):  # the unprojected modalities' inputs: raw rows, missing ones zero
+            if not self.projected[k]:
+                self.register_buffer(f"raw_{k}", features[name].float() * masks[name].float().unsqueeze(1),
+                                     persistent=False)
+        widths = [dim_latent if p else features[n].shape[1] for n, p in zip(names, self.projected)]
         self.id_embedding = nn.Parameter(
             nn.init.xavier_normal_(torch.empty(self.n_users + self.n_items, self.embedding_size))
         )
         self.gcns = nn.ModuleList(
-            ModalityGCN(self.n_users, config["dim_latent"], self.embedding_size, self.n_layers, bool(config["concat"]))
-            for _ in names
+            ModalityGCN(self.n_users, width, self.embedding_size, self.n_layers, bool(config["concat"]))
+            for width in widths
         )
 
+    def modality_inputs(self):
+        """[(n_items, width_m)] per modality, in the dataset's order: projected or raw rows."""
+        projected = iter(self.projection())
+        return [next(projected) if p else getattr(self, f"raw_{k}") for k, p in enumerate(self.projected)]
+
     def forward(self):
-        """(U+I, d): the sum over modalities of each modality GCN's output."""
-        projected = self.projection()
-        return sum(gcn(feats, self.id_embedding, self.graph) for gcn, feats in zip(self.gcns, projected))
+        """(U+I, d): each modality GCN's output, averaged (``reference``) or summed (``projected_sum``)."""
+        outputs = [gcn(feats, self.id_embedding, self.graph) for gcn, feats in zip(self.gcns, self.modality_inputs())]
+        total = sum(outputs)
+        return total / len(outputs) if self.layout == "reference" else total
 
     def calculate_loss(self, interaction):
         users = interaction[self.USER_ID]

@@ -49,7 +49,13 @@ class SLMRec(DotProductScores, GeneralRecommender):
       coarser item spaces (ID -> ID+m1 -> ID+m1+m2 -> ...) and each modality's own projection.
 
     Any number of modalities: the authors' three-modality FAC chain (width d, d, d/2) generalises to
-    width d for the first two modalities and d/2 from the third on. Items without a modality's
+    width d for the first two modalities and d/2 from the third on. With two modalities this differs
+    from MMRec's ``fac`` (image + text): MMRec keeps the authors' three-step chain with the audio
+    term commented out, so its second modality is matched in the *third* space (two coarse steps
+    from the ID space, the unused audio step included, width d/2, fine head d -> d/2); here the
+    second modality is matched in the second space (one coarse step, width d). Both are the same
+    kind of loss (in-batch InfoNCE at ``ssl_temp``); the difference is one linear layer and the
+    width of the last space. Items without a modality's
     feature row get a zero projected row in that modality (its graph then carries only the user
     side to them). The random choices use torch's generator, so seeded runs repeat.
     """

@@ -25,7 +25,14 @@ class VBPR(DotProductScores, GeneralRecommender):
     beta_u cancel in BPR), with f_i the concatenation of all modality features of item i and E a
     projection without bias, trained with BPR. Items without a modality's feature row have that
     block zeroed, so (E having no bias) the missing modality contributes exactly nothing to E f_i
-    or beta'^T f_i. ``item_bias: False`` drops beta_i and beta' (MMRec's version).
+    or beta'^T f_i.
+
+    The default is the reference implementation's form (MMRec's ``src/models/vbpr.py``), which has
+    neither bias: ``item_bias: False`` scores gamma_u^T gamma_i + theta_u^T (E f_i) only. The biases
+    learn an item-popularity term (beta_i is pushed up for every positive), which no other model of
+    the comparison has; ``item_bias: True`` adds them back as in the paper. ``reg_weight`` is the one
+    key MMRec's grid searches; the comparison takes it from the same validation search as every
+    other model (properties/search/VBPR.test).
     """
 
     input_type = InputType.PAIRWISE
