@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 
-from recbole_mmssl.cli import ArgumentParser, check_output_folder, config_overrides, run_cli
+from recbole_mmssl.cli import ArgumentParser, check_not_an_input, check_output_folder, config_overrides, run_cli
 from recbole_mmssl.quick_start import results_table, run_recbole_mmssl
 
 DEFAULT_MODEL = "MMSSL"
@@ -54,6 +54,9 @@ def _main(argv):
     config_files = [p.strip() for p in args.config_files.split(",") if p.strip()] if args.config_files else None
     if args.breakdown:
         check_output_folder(os.path.dirname(os.path.abspath(args.breakdown)), "--breakdown")
+        inputs = {"--resume": args.resume, **{f"--config_files ({p})": p for p in config_files or []}}
+        for suffix in (".md", ".png"):
+            check_not_an_input(args.breakdown + suffix, "--breakdown", inputs)
     if args.breakdown_k < 1:
         parser.error(f"--breakdown_k must be at least 1, got {args.breakdown_k}")
     result = run_recbole_mmssl(

@@ -2,47 +2,71 @@
 
     python benchmarks/compare.py --dataset=tiktok --data_path=DIR \
         --models=MMSSL,MMSSL:variant=released,LightGCN,SGL,NCL,BPR --seeds=2022,2023,2024
+    python benchmarks/compare.py ... --jobs=4 --time_budget=3600   # 4 runs at once, stop all after an hour
 
-Every (model, seed) run trains on the train split, selects its epoch on validation Recall@20 only,
+Every (model, seed) run trains on the train split, selects its epoch on validation only (the config's
+``valid_metric``: Recall@20 in the shared protocol, NDCG@10 in the sequential one),
 and is evaluated once on test (RecBole full ranking). Each run is a subprocess writing one json file
-under results/runs/<dataset>/ when it ends (ok or failed), so an interrupted comparison resumes where
-it stopped; the aggregate results/<dataset>.md|json|png are rewritten after every run.
+under results/runs/<dataset>/ when it ends (ok, interrupted or failed), so an interrupted comparison
+resumes where it stopped; the aggregate results/<dataset>.md|json|png are rewritten after every run.
 A model spec is ``Name`` or ``Name:key=value;key=value`` (RecBole/MMSSL config overrides).
+
+Every spec is checked before the first run (model known, keys valid for that model, values in range,
+data present and loadable): a typo fails in seconds, not when its turn comes hours later.
+``--jobs=N`` runs up to N runs at once, each its own process; on a CPU each gets an equal share of the
+free cores (pinned threads), on a GPU they share the device. ``--time_budget=S`` stops every run still
+training S seconds after the start, records each from its best validation epoch so far (status
+``interrupted``) and leaves its ``.last.pth``, so the same command continues them next time. The
+command exits 1 when a run failed, 2 on bad input, 0 otherwise.
 """
 
-import argparse
 import json
 import os
 import re
 import resource
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import recbole_mmssl  # noqa: E402,F401  (thread wait settings before numpy/torch load: recbole_mmssl/threads.py)
-from benchmarks.report import write_reports  # noqa: E402
+from benchmarks.report import cpu_name, metric_name, write_reports  # noqa: E402
+from recbole_mmssl.cli import ArgumentParser, check_output_folder, run_cli  # noqa: E402
+from recbole_mmssl.data.errors import UsageError, UserError  # noqa: E402
+
+#: Seconds a stopped run gets to save and exit after SIGINT before it is killed.
+STOP_GRACE_S = 60
 
 
 def parse_model_spec(spec):
     """``MMSSL:variant=released;T=2`` -> ("MMSSL", {"variant": "released", "T": 2})."""
     name, _, rest = spec.partition(":")
     overrides = {}
-    for item in filter(None, rest.split(";")):
+    for item in filter(None, (part.strip() for part in rest.split(";"))):
         key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"Bad model spec {spec!r}: overrides are key=value separated by ';'")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"--models={spec}", f"{item!r} is not a key=value override",
+                             "write a model spec as Name or Name:key=value;key=value, e.g. MMSSL:cl_rate=0")
+        if key.strip() in overrides:
+            raise UsageError(f"--models={spec}", f"`{key.strip()}` is given twice", "give each key once")
         overrides[key.strip()] = _literal(value.strip())
+    if not name.strip():
+        raise UsageError(f"--models={spec}", "no model name", "write a model spec as Name or Name:key=value")
     return name.strip(), overrides
 
 
 def _literal(text):
     import yaml
 
-    return yaml.safe_load(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def run_id(label, seed):
@@ -63,6 +87,16 @@ def code_version():
     return head + ("+dirty" if dirty else "")
 
 
+def hardware(device):
+    """Where a run trained, for the table: the GPU's name, or the CPU model and its core count."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"GPU {torch.cuda.get_device_name(device)}"
+    return f"CPU {cpu_name()} ({os.cpu_count()} cores)"
+
+
 def run_one(spec):
     """Child process: one training run; writes its json atomically (status ok or failed)."""
     import torch
@@ -71,7 +105,7 @@ def run_one(spec):
 
     threads.apply()
     out_path = spec["out"]
-    record = {k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")}
+    record = {k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset", "valid_metric")}
     record["code"] = code_version()
     record["threads"] = torch.get_num_threads()
     print(f"CODE {record['code']} THREADS {record['threads']}", flush=True)  # read back by finalize_interrupted
@@ -106,6 +140,7 @@ def run_one(spec):
             config=plain_config(result["config"]),
             checkpoint=result["saved_model_file"],
             breakdown=result["breakdown"],
+            hardware=hardware(result["config"]["device"]),
         )
     except Exception as err:  # a failed run is reported, never dropped
         import traceback
@@ -113,11 +148,15 @@ def run_one(spec):
         record.update(status="failed", error=f"{type(err).__name__}: {err}", traceback=traceback.format_exc())
     record["wall_seconds"] = time.time() - started
     record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    tmp = out_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(tmp, out_path)
+    _write_json(out_path, record)
     return record["status"] == "ok"
+
+
+def _write_json(path, record):
+    from recbole_mmssl.atomic_write import atomic_file
+
+    with atomic_file(path, "w") as f:
+        json.dump(record, f, indent=1)
 
 
 def _config_dict(spec):
@@ -127,12 +166,24 @@ def _config_dict(spec):
     return config
 
 
+def epoch_scores(text):
+    """{epoch: validation score} from a run's log: its PROGRESS lines, and RecBole's own ``epoch N
+    evaluating [..., valid_score: X]`` line for an epoch whose PROGRESS line a stop cut off (the trainer
+    saves the epoch's .last.pth before it reports the epoch)."""
+    scores = {int(e): float(v) for e, v in re.findall(r"epoch (\d+) evaluating \[[^\]]*valid_score: ([0-9.]+)\]", text)}
+    scores.update({int(e): float(v) for e, v in re.findall(r"^PROGRESS epoch (\d+) valid \S+=([0-9.]+)", text, flags=re.M)})
+    return scores
+
+
 def log_curve(text):
     """(validation score per epoch, training seconds per epoch) from a run's log (PROGRESS lines and
-    the trainers' epoch lines)."""
-    scores = [float(v) for v in re.findall(r"^PROGRESS epoch \d+ valid \S+=([0-9.]+)", text, flags=re.M)]
-    seconds = [float(v) for v in re.findall(r"epoch \d+ training \[time: ([0-9.]+)s", text)]
-    return scores, seconds
+    the trainers' epoch lines). A continued run's log repeats the epoch it was stopped in: the last
+    line of each epoch counts."""
+    scores = epoch_scores(text)
+    seconds = {int(e): float(v) for e, v in re.findall(r"epoch (\d+) training \[time: ([0-9.]+)s", text)}
+    n = max(scores, default=-1) + 1
+    return ([scores.get(e, float("nan")) for e in range(n)],
+            [seconds[e] for e in range(n) if e in seconds])
 
 
 def resumable(checkpoint_dir, log_path):
@@ -143,21 +194,43 @@ def resumable(checkpoint_dir, log_path):
     """
     from recbole_mmssl.checkpoint import load_checkpoint
 
-    if not checkpoint_dir or not os.path.isdir(checkpoint_dir):
+    last = newest_last_checkpoint(checkpoint_dir)
+    if last is None:
         return None
-    lasts = [os.path.join(checkpoint_dir, n) for n in os.listdir(checkpoint_dir) if n.endswith(".last.pth")]
-    if not lasts:
-        return None
-    last = max(lasts, key=os.path.getmtime)
     done = int(load_checkpoint(last)["epoch"]) + 1  # epochs finished before the interruption
-    scores, seconds = log_curve(open(log_path).read() if os.path.exists(log_path) else "")
-    epochs = [{"epoch": e, "valid_score": scores[e] if e < len(scores) else float("nan"),
-               "train_seconds": seconds[e] if e < len(seconds) else None} for e in range(done)]
+    text = open(log_path).read() if os.path.exists(log_path) else ""
+    scores = epoch_scores(text)
+    seconds = {int(e): float(v) for e, v in re.findall(r"epoch (\d+) training \[time: ([0-9.]+)s", text)}
+    epochs = [{"epoch": e, "valid_score": scores.get(e, float("nan")), "train_seconds": seconds.get(e)}
+              for e in range(done)]
     return {"checkpoint": last, "epoch": done, "epochs": epochs}
 
 
+def set_aside_if_stale(label, seed, out, checkpoint_dir, current, runs_dir):
+    """A run recorded, or a checkpoint saved, with other settings than ``current`` (a default changed
+    since) is set aside (benchmarks/stale_runs.py) so that it is trained again; True if it was."""
+    from benchmarks.stale_runs import changed_settings, describe, set_aside
+    from recbole_mmssl.checkpoint import load_checkpoint
+
+    recorded = json.load(open(out)).get("config") if os.path.exists(out) else None
+    last = newest_last_checkpoint(checkpoint_dir) if recorded is None else None
+    if last is not None:
+        try:
+            recorded = load_checkpoint(last).get("config")
+        except UserError:
+            recorded = None  # unreadable: the run itself reports it (resumable) and fails alone
+    changed = changed_settings(recorded, current)
+    if not changed:
+        return False
+    moved = set_aside([out, out[: -len(".json")] + ".log"], runs_dir, checkpoint_dir)
+    print(f"{label} seed {seed}: recorded with other settings than its spec gives now ({describe(changed)}); "
+          f"set aside ({', '.join(moved)}), training again", flush=True)
+    return True
+
+
 def finalize_interrupted(spec, log_path):
-    """Record a run that was stopped before early stopping (killed, session limit) from its log.
+    """Record a run that was stopped before early stopping (killed, session limit, time budget) from
+    its log.
 
     The best-on-validation checkpoint it saved (RecBole's INFO line "Saving current: ...") is evaluated on test exactly as a finished run's
     would be; the record says ``status: interrupted`` and at which epoch it stopped, so the report
@@ -175,6 +248,9 @@ def finalize_interrupted(spec, log_path):
         return False
     checkpoint = os.path.join(spec["cwd"], saved[-1])
     curve, seconds = log_curve(text)
+    trained = _epochs_in_last_checkpoint(spec.get("checkpoint_dir"))
+    if trained is not None:  # what a continuation builds on: an epoch evaluated but not yet saved is not
+        curve, seconds = curve[:trained], seconds[:trained]
     config, (train_data, valid_data, test_data), _, trainer = build(
         spec["model"], spec["dataset"], spec["config_files"], _config_dict(spec))
     state = load_checkpoint(checkpoint)
@@ -187,7 +263,7 @@ def finalize_interrupted(spec, log_path):
         from recbole_mmssl.breakdown import breakdown
 
         groups = breakdown(trainer, test_data, train_data._dataset, k=spec["breakdown_k"])
-    record = {k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")}
+    record = {k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset", "valid_metric")}
     code = re.search(r"^CODE (\S+) THREADS (\d+)", text, flags=re.M)
     record["code"], record["threads"] = (code.group(1), int(code.group(2))) if code else (None, None)
     record.update(
@@ -195,48 +271,189 @@ def finalize_interrupted(spec, log_path):
         best_valid_result={k: float(v) for k, v in valid_result.items()}, test_result={k: float(v) for k, v in test_result.items()},
         valid_curve=curve, seconds_per_epoch=statistics.median(seconds) if seconds else None,
         config=plain_config(config), checkpoint=checkpoint, breakdown=groups, wall_seconds=None, peak_rss_mb=None,
+        hardware=hardware(config["device"]),
         note=f"stopped after {len(curve)} epochs, before early stopping; epoch selected on validation among those",
     )
-    with open(spec["out"] + ".tmp", "w") as f:
-        json.dump(record, f, indent=1)
-    os.replace(spec["out"] + ".tmp", spec["out"])
+    _write_json(spec["out"], record)
     return True
 
 
+def _epochs_in_last_checkpoint(checkpoint_dir):
+    """Epochs finished in the run's newest .last.pth (None without one)."""
+    from recbole_mmssl.checkpoint import load_checkpoint
+
+    last = newest_last_checkpoint(checkpoint_dir)
+    return int(load_checkpoint(last)["epoch"]) + 1 if last else None
+
+
+def newest_last_checkpoint(checkpoint_dir):
+    """The newest ``.last.pth`` in a run's own checkpoint folder (None without folder or file)."""
+    if not checkpoint_dir or not os.path.isdir(checkpoint_dir):
+        return None
+    lasts = [os.path.join(checkpoint_dir, n) for n in os.listdir(checkpoint_dir) if n.endswith(".last.pth")]
+    return max(lasts, key=os.path.getmtime) if lasts else None
+
+
 def _child_env(spec):
-    """The child's environment: ``--threads`` pins its thread pools (recbole_mmssl/threads.py)."""
+    """The child's environment: ``--threads`` (or the per-job share) pins its thread pools."""
     env = dict(os.environ)
     if spec.get("threads"):
         env["RECBOLE_MMSSL_THREADS"] = str(spec["threads"])
     return env
 
 
-def launch(spec, log_path):
-    """Run one spec in a subprocess; stream its log to a file (appended to when the run continues an
-    interrupted one) and its progress lines to stdout."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--one", json.dumps(spec)]
-    with open(log_path, "a" if spec.get("resume") else "w") as log, subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=spec["cwd"],
-        env=_child_env(spec)
-    ) as proc:
-        for line in proc.stdout:
-            log.write(line)
-            log.flush()
-            if line.startswith("PROGRESS"):
-                print(f"    {spec['label']} seed {spec['seed']}: {line[9:].strip()}", flush=True)
-    return proc.returncode
+class Runner:
+    """Runs specs in child processes, up to ``jobs`` at once, and stops them all at ``deadline``."""
+
+    def __init__(self, jobs, deadline=None):
+        self.jobs = jobs
+        self.deadline = deadline
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.procs = {}
+
+    def _child(self, args, spec, log, append=False, stoppable=True):
+        """Run ``compare.py args`` as a child writing to ``log``; returns its exit code, None if it was stopped."""
+        cmd = [sys.executable, os.path.abspath(__file__)] + args
+        with open(log, "a" if append else "w") as out, subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=spec["cwd"], env=_child_env(spec),
+        ) as proc:
+            if stoppable:
+                with self.lock:
+                    if self.stopping.is_set():  # started just as the budget ran out
+                        proc.send_signal(signal.SIGINT)
+                    self.procs[id(proc)] = proc
+            try:
+                for line in proc.stdout:
+                    out.write(line)
+                    out.flush()
+                    if line.startswith("PROGRESS"):
+                        print(f"    {spec['label']} seed {spec['seed']}: {line[9:].strip()}", flush=True)
+            finally:
+                with self.lock:
+                    self.procs.pop(id(proc), None)
+        return proc.returncode
+
+    def train(self, spec, log_path):
+        return self._child(["--one", json.dumps(spec)], spec, log_path, append=bool(spec.get("resume")))
+
+    def finalize(self, spec, log_path):
+        """Record a stopped run from its best checkpoint, in a child of its own (True if recorded)."""
+        code = self._child(["--finalize-one", json.dumps({**spec, "log": log_path})], spec,
+                           log_path[: -len(".log")] + ".finalize.log", stoppable=False)
+        return code == 0
+
+    def stop_all(self):
+        """Ask every running child to stop (SIGINT: the trainer keeps its .last.pth), kill the ones
+        that have not stopped within STOP_GRACE_S."""
+        with self.lock:
+            self.stopping.set()
+            running = list(self.procs.values())
+        for proc in running:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        give_up = time.time() + STOP_GRACE_S
+        for proc in running:
+            try:
+                proc.wait(timeout=max(1, give_up - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def due(self):
+        """Whether the time budget is spent."""
+        return self.deadline is not None and time.time() >= self.deadline
+
+    def map(self, work, items):
+        """``work(item)`` for every item, ``jobs`` at a time, none started after the deadline."""
+        queue = list(items)
+        workers = []
+
+        def worker():
+            while True:
+                with self.lock:
+                    if not queue or self.stopping.is_set() or self.due():
+                        return
+                    item = queue.pop(0)
+                work(item)
+
+        for _ in range(min(self.jobs, len(queue))):
+            thread = threading.Thread(target=worker, daemon=True)
+            thread.start()
+            workers.append(thread)
+        while any(t.is_alive() for t in workers):
+            if not self.stopping.is_set() and self.due():
+                self.stopping.set()
+                print(f"time budget reached: stopping {len(self.procs)} running run(s) "
+                      "(each is recorded from its best epoch so far and continues next time)", flush=True)
+                threading.Thread(target=self.stop_all, daemon=True).start()
+            for t in workers:
+                t.join(timeout=0.2)
+        return queue  # never started
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset")
-    parser.add_argument("--data_path")
+def threads_per_job(jobs, pinned):
+    """Each run's CPU threads: ``--threads`` if given; with several jobs an equal share of the CPUs
+    free at start (at least 1), so that jobs x threads never exceeds them; else the run decides."""
+    if pinned or jobs == 1:
+        return pinned
+    from recbole_mmssl import threads
+
+    free = max(1, threads.available_cpus() - int(round(threads.busy_cpus())))
+    return max(1, free // jobs)
+
+
+def check_specs(labels, dataset, data_path, config_files):
+    """Every spec's model, keys and values, and the data, before the first run (UserError if not).
+
+    Each spec is checked as its run will be built (recbole_mmssl.run_spec); the data are loaded once
+    per kind of model (multimodal or not), as a run would load them. Returns each label's settings as
+    plain data (recbole_mmssl.checkpoint.plain_config), its ``valid_metric`` among them (Recall@20 in
+    the shared protocol, NDCG@10 in the sequential one).
+    """
+    from recbole_mmssl.checkpoint import plain_config
+    from recbole_mmssl.registry import get_model
+    from recbole_mmssl.run_spec import check_run_spec
+
+    loaded, settings = set(), {}
+    for label in labels:
+        model, overrides = parse_model_spec(label)
+        try:
+            kind = bool(getattr(get_model(model), "requires_modalities", False))
+        except ValueError:
+            kind = None  # unknown: check_run_spec names it with the closest model
+        config = check_run_spec(model, dataset, data_path, {**overrides, "show_progress": False}, config_files,
+                                where=f"--models={label}", load_data=kind is not None and kind not in loaded)
+        loaded.add(kind)
+        settings[label] = plain_config(config)
+    return settings
+
+
+def _int_list(text, option):
+    try:
+        values = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"{option}={text}", "not a comma-separated list of integers",
+                         f"pass e.g. {option}=2022,2023,2024") from None
+    if not values:
+        raise UsageError(f"{option}={text}", "empty", f"pass e.g. {option}=2022,2023,2024")
+    return values
+
+
+def build_parser():
+    parser = ArgumentParser(prog="benchmarks/compare.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--data_path", required=True)
     parser.add_argument("--models", default="MMSSL,LightGCN,SGL,NCL,BPR")
     parser.add_argument("--seeds", default="2022,2023,2024")
     parser.add_argument("--config_files", default=None, help="comma-separated yaml files applied to every run")
     parser.add_argument("--results", default=os.path.join(REPO, "results"))
     parser.add_argument("--threads", type=int, default=None,
-                        help="pin each run's CPU threads (default: recbole_mmssl/threads.py decides at start)")
+                        help="pin each run's CPU threads (default: recbole_mmssl/threads.py decides at start; "
+                             "with --jobs, an equal share of the free CPUs)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, each its own process (default 1)")
+    parser.add_argument("--time_budget", type=float, default=None,
+                        help="seconds: stop every run still training after this long, record it from its best "
+                             "epoch so far and keep its .last.pth so that the same command continues it")
     parser.add_argument("--breakdown", action="store_true",
                         help="also report test Recall/NDCG@20 by user activity and item popularity groups")
     parser.add_argument("--report-only", action="store_true", help="rewrite the reports from finished runs")
@@ -247,59 +464,128 @@ def main(argv=None):
                                                                  "checkpoints"),
                         help="where each run keeps its checkpoints (<dir>/<dataset>/<run>/), outside the checkout "
                              "so that a fresh clone can continue an interrupted run from its .last.pth")
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.one:
-        sys.exit(0 if run_one(json.loads(args.one)) else 1)
-    if not args.dataset or not args.data_path:
-        parser.error("--dataset and --data_path are required")
+    return parser
 
-    runs_dir = os.path.join(args.results, "runs", args.dataset)
-    os.makedirs(runs_dir, exist_ok=True)
+
+def _summary(record):
+    if record["status"] in ("ok", "interrupted"):
+        return f"test Recall@20={record['test_result'].get('recall@20', float('nan')):.4f}"
+    return record.get("error", "")
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
+    for option, value, low in (("--jobs", args.jobs, 1), ("--threads", args.threads, 1)):
+        if value is not None and value < low:
+            raise UsageError(f"{option}={value}", f"must be at least {low}", f"pass {option}=N with N >= {low}")
+    if args.time_budget is not None and not args.time_budget > 0:
+        raise UsageError(f"--time_budget={args.time_budget}", "must be a positive number of seconds",
+                         "pass --time_budget=SECONDS, e.g. 3600")
+    labels = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not labels:
+        raise UsageError("--models", "no model given", "pass --models=NAME[,NAME...], e.g. --models=MMSSL,LightGCN")
+    seeds = _int_list(args.seeds, "--seeds")
     data_path = os.path.abspath(args.data_path)
     config_files = [os.path.abspath(p) for p in args.config_files.split(",")] if args.config_files else None
-    labels = [m.strip() for m in args.models.split(",") if m.strip()]
-    seeds = [int(s) for s in args.seeds.split(",")]
+    check_output_folder(args.results, "--results")
+    runs_dir = os.path.join(args.results, "runs", args.dataset)
+    if args.report_only:
+        os.makedirs(runs_dir, exist_ok=True)
+        print("wrote", ", ".join(write_reports(args.dataset, runs_dir, args.results, labels, seeds)))
+        return 0
+    started = time.time()
+    settings = check_specs(labels, args.dataset, data_path, config_files)
+    os.makedirs(runs_dir, exist_ok=True)
+    threads = threads_per_job(args.jobs, args.threads)
+    if args.jobs > 1:
+        print(f"{args.jobs} runs at once, {threads} CPU thread(s) each", flush=True)
+
     # seed-major: one seed of every model first, so a partial comparison already covers every model
     todo = [(label, seed) for seed in seeds for label in labels]
-    if not args.report_only:
-        for n, (label, seed) in enumerate(todo, 1):
-            out = os.path.join(runs_dir, run_id(label, seed) + ".json")
-            if os.path.exists(out) and json.load(open(out)).get("status") == "ok":  # resume: keep finished runs
-                print(f"[{n}/{len(todo)}] {label} seed {seed}: done earlier, kept", flush=True)
-                continue
-            model, overrides = parse_model_spec(label)
-            spec = {
-                "label": label, "model": model, "overrides": overrides, "seed": seed, "dataset": args.dataset,
-                "data_path": data_path, "config_files": config_files, "out": out, "threads": args.threads,
-                "valid_metric": "Recall@20", "cwd": os.getcwd(), "breakdown_k": 20 if args.breakdown else None,
-                "checkpoint_dir": os.path.join(os.path.abspath(args.checkpoint_dir), args.dataset, run_id(label, seed)),
-            }
-            log_path = out[: -len(".json")] + ".log"
-            if not args.finalize_interrupted:
-                spec["resume"] = resumable(spec["checkpoint_dir"], log_path)
-            if args.finalize_interrupted:
-                if os.path.exists(log_path) and finalize_interrupted(spec, log_path):
-                    print(f"[{n}/{len(todo)}] {label} seed {seed}: recorded as interrupted", flush=True)
-                continue
-            print(f"[{n}/{len(todo)}] {label} seed {seed}: "
-                  + (f"continuing after epoch {spec['resume']['epoch'] - 1} ..." if spec["resume"] else "training ..."),
-                  flush=True)
-            started = time.time()
-            code = launch(spec, log_path)
-            if not os.path.exists(out):  # the child died before writing (killed, out of memory)
-                with open(out, "w") as f:
-                    json.dump({**{k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")},
-                               "status": "failed", "error": f"process exited with {code} before writing a result"}, f)
-            record = json.load(open(out))
-            summary = (f"test Recall@20={record['test_result'].get('recall@20', float('nan')):.4f}"
-                       if record["status"] == "ok" else record["error"])
-            print(f"[{n}/{len(todo)}] {label} seed {seed}: {record['status']} in {time.time() - started:.0f}s; {summary}",
-                  flush=True)
+    specs = []
+    for label, seed in todo:
+        out = os.path.join(runs_dir, run_id(label, seed) + ".json")
+        checkpoint_dir = os.path.join(os.path.abspath(args.checkpoint_dir), args.dataset, run_id(label, seed))
+        stale = set_aside_if_stale(label, seed, out, checkpoint_dir, settings[label], runs_dir)
+        if not stale and os.path.exists(out) and json.load(open(out)).get("status") == "ok":  # keep finished runs
+            print(f"{label} seed {seed}: done earlier, kept", flush=True)
+            continue
+        model, overrides = parse_model_spec(label)
+        specs.append({
+            "label": label, "model": model, "overrides": overrides, "seed": seed, "dataset": args.dataset,
+            "data_path": data_path, "config_files": config_files, "out": out, "threads": threads,
+            "valid_metric": metric_name(settings[label]["valid_metric"]), "cwd": os.getcwd(),
+            "breakdown_k": 20 if args.breakdown else None, "checkpoint_dir": checkpoint_dir,
+        })
+    runner = Runner(args.jobs, started + args.time_budget if args.time_budget else None)
+    report_lock = threading.Lock()
+    outcome = {}
+
+    def run(spec):
+        label, seed, out = spec["label"], spec["seed"], spec["out"]
+        log_path = out[: -len(".json")] + ".log"
+        if args.finalize_interrupted:
+            if os.path.exists(log_path) and runner.finalize(spec, log_path):
+                print(f"{label} seed {seed}: recorded as interrupted", flush=True)
+            return
+        try:
+            spec["resume"] = resumable(spec["checkpoint_dir"], log_path)
+        except UserError as err:  # a damaged or foreign .last.pth: this run fails, the others go on
+            _write_json(out, {**{k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")},
+                              "status": "failed", "error": f"cannot continue: {err}"})
+            outcome[(label, seed)] = "failed"
+            print(f"{label} seed {seed}: failed: cannot continue: {err}", flush=True)
+            return
+        print(f"{label} seed {seed}: "
+              + (f"continuing after epoch {spec['resume']['epoch'] - 1} ..." if spec["resume"] else "training ..."),
+              flush=True)
+        run_started = time.time()
+        if os.path.exists(out):
+            os.unlink(out)  # an earlier interrupted/failed record: this run replaces it
+        code = runner.train(spec, log_path)
+        if not os.path.exists(out) and runner.stopping.is_set():
+            if not runner.finalize(spec, log_path):
+                outcome[(label, seed)] = "stopped"
+                print(f"{label} seed {seed}: stopped before its first epoch was saved (nothing recorded)", flush=True)
+                return
+        if not os.path.exists(out):  # the child died before writing (killed, out of memory)
+            _write_json(out, {**{k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")},
+                              "status": "failed", "error": f"process exited with {code} before writing a result"})
+        record = json.load(open(out))
+        outcome[(label, seed)] = record["status"]
+        print(f"{label} seed {seed}: {record['status']} in {time.time() - run_started:.0f}s; {_summary(record)}",
+              flush=True)
+        with report_lock:
             write_reports(args.dataset, runs_dir, args.results, labels, seeds)
+
+    not_started = runner.map(run, specs)
+    for spec in not_started:
+        print(f"{spec['label']} seed {spec['seed']}: not started (time budget)", flush=True)
     paths = write_reports(args.dataset, runs_dir, args.results, labels, seeds)
     print("wrote", ", ".join(paths))
+    counts = {s: list(outcome.values()).count(s) for s in ("ok", "interrupted", "failed", "stopped")}
+    print(f"{counts['ok']} finished, {counts['interrupted']} interrupted, {counts['failed']} failed, "
+          f"{len(not_started)} not started" + ("; run the same command to continue" if counts["interrupted"]
+                                               or not_started else ""), flush=True)
+    return 1 if counts["failed"] else 0
+
+
+def main(argv=None):
+    return run_cli(_main, argv)
+
+
+def _child_main(argv):
+    """The child modes: ``--one SPEC`` trains one run, ``--finalize-one SPEC`` records a stopped one."""
+    # A comparison started in the background of a script inherits SIGINT ignored, and so would its
+    # runs: the time budget's stop is a SIGINT, which the trainer turns into a kept .last.pth.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    mode, spec = argv[0], json.loads(argv[1])
+    if mode == "--one":
+        return 0 if run_one(spec) else 1
+    return 0 if finalize_interrupted(spec, spec["log"]) else 1
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] in ("--one", "--finalize-one"):
+        sys.exit(_child_main(sys.argv[1:]))
+    sys.exit(main())

@@ -2,7 +2,7 @@
 
     python benchmarks/graph_eval_check.py --checkpoint=saved/MMSSL-<time>.pth [--data_path=DIR]
 
-Issue 12.2: a ``paper`` model evaluates with whatever modality graphs its last training batches left.
+A ``paper`` model evaluates with whatever modality graphs its last training batches left.
 This re-evaluates one trained checkpoint on validation (never test) with
   (a) the graphs saved in the checkpoint,
   (b) empty graphs (no modality ID views: u0 = E_u),

@@ -82,16 +82,22 @@ def _fmt(mean_sd):
     return f"{mean:.4f}" if sd is None else f"{mean:.4f} ± {sd:.4f}"
 
 
-def _hardware():
+def cpu_name():
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    return cpu
+
+
+def _hardware():
+    """This machine, for runs that did not record where they trained."""
     import torch
 
-    return f"{cpu}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}, Python {platform.python_version()}"
+    return f"{cpu_name()}, {os.cpu_count()} cores, no GPU; torch {torch.__version__}, Python {platform.python_version()}"
 
 
 def _hyper_parameters(runs, labels):
@@ -126,6 +132,16 @@ def _distinct(runs, label, key):
     return ", ".join(values) or "-"
 
 
+def _config_values(runs, label, key):
+    """Distinct values of a config key over a setting's runs ('-' where not recorded)."""
+    values = []
+    for run in sorted((r for r in runs if r["label"] == label), key=lambda r: r["seed"]):
+        value = str((run.get("config") or {}).get(key, "-"))
+        if value not in values:
+            values.append(value)
+    return ", ".join(values) or "-"
+
+
 def _model_yaml_dirs():
     import recbole
 
@@ -153,20 +169,59 @@ def short_names(labels):
     return names
 
 
+def metric_name(metric):
+    """RecBole's ``recall@20`` / ``NDCG@10`` as the reports write it: ``Recall@20``, ``NDCG@10``."""
+    name, _, k = str(metric).partition("@")
+    name = {"ndcg": "NDCG", "mrr": "MRR", "map": "MAP", "hit": "Hit"}.get(name.lower(), name.capitalize())
+    return f"{name}@{k}" if k else name
+
+
+def tuning_notes(dataset, labels, summary_path=None):
+    """Per label, how its values were chosen: the tuning budget of benchmarks/tune.py when the label is
+    the tuned spec in ``results/tuning/<dataset>/summary.json``, ``defaults`` for a bare model name,
+    ``set by hand`` for other overrides."""
+    summary_path = summary_path or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                "results", "tuning", dataset, "summary.json")
+    summary = {}
+    if os.path.isfile(summary_path):
+        with open(summary_path) as f:
+            summary = json.load(f)
+    by_spec = {entry["spec"]: entry for entry in summary.values()}
+    notes = {}
+    for label in labels:
+        base = label[: -len(INTERRUPTED)] if label.endswith(INTERRUPTED) else label
+        entry = by_spec.get(base)
+        if entry:
+            notes[label] = f"{entry['finished']}/{entry['budget']} trials, `{entry['space_file']}`"
+        else:
+            notes[label] = "defaults" if ":" not in base else "set by hand"
+    return notes
+
+
+def selection_metric(runs):
+    """The validation metric the runs selected their epoch on (runs recorded before it was stored used
+    the shared protocol's Recall@20)."""
+    names = {r.get("valid_metric") or (r.get("config") or {}).get("valid_metric") or "Recall@20" for r in runs}
+    return " / ".join(sorted({metric_name(n) for n in names})) or "Recall@20"
+
+
 def write_markdown(dataset, table, runs, labels, seeds, path):
     names = short_names(labels)
+    selected_on = selection_metric(runs)
     lines = [f"# {dataset}: MMSSL, its multimodal peers and RecBole baselines", ""]
     lines += ["Produced by `benchmarks/compare.py` (do not edit by hand). Test metrics are mean ± sd over the "
-              "seeds that finished; each run's epoch is selected on validation Recall@20 only.", ""]
-    head = "| model | seeds | " + " | ".join(METRICS) + " | valid R@20 | best epoch | s/epoch | peak RSS MB |"
-    lines += [head, "|" + "---|" * (len(METRICS) + 6)]
+              f"seeds that finished; each run's epoch is selected on validation {selected_on} only.", ""]
+    head = "| model | seeds | " + " | ".join(METRICS) + " | valid R@20 | best epoch | s/epoch | peak RSS MB | tuning |"
+    lines += [head, "|" + "---|" * (len(METRICS) + 7)]
+    tuned = tuning_notes(dataset, labels)
     for label in labels:
         row = table[label]
         cells = [_fmt(row[m]) for m in METRICS]
         per_epoch = f"{row['seconds_per_epoch']:.1f}" if row["seconds_per_epoch"] else "-"
         rss = f"{row['peak_rss_mb']:.0f}" if row["peak_rss_mb"] else "-"
         lines.append(f"| {names[label]} | {len(row['seeds_ok'])}/{len(seeds)} | " + " | ".join(cells)
-                     + f" | {_fmt(row['valid_recall@20'])} | {row['best_epoch'] or '-'} | {per_epoch} | {rss} |")
+                     + f" | {_fmt(row['valid_recall@20'])} | {row['best_epoch'] or '-'} | {per_epoch} | {rss} "
+                     f"| {tuned[label]} |")
     bases = dict.fromkeys(label[: -len(INTERRUPTED)] if label.endswith(INTERRUPTED) else label for label in labels)
     legend = [f"- {names[base]}: {base.partition(':')[0]} with {base.partition(':')[2].replace(';', ', ')}"
               for base in bases if names[base] != base]
@@ -195,9 +250,16 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
     lines.append("- Protocol: RecBole 1.2.1 full ranking over all items; training items masked for validation, "
                  "training and validation items masked for test; standard NDCG (ideal DCG over min(|test items|, K)); "
                  "Recall, NDCG, Precision at 10/20/50 averaged over test users; early stopping on validation "
-                 "Recall@20 with stopping_step 7 (stop at the 8th epoch without improvement).")
+                 f"{selected_on} with the patience (`stopping_step`: stop at the (N+1)-th epoch without improvement) "
+                 "and epoch cap (`epochs`) of each row: "
+                 + "; ".join(f"{names[label]} {_config_values(runs, label, 'stopping_step')} / "
+                             f"{_config_values(runs, label, 'epochs')}" for label in labels) + ".")
     lines.append(f"- Seeds: {', '.join(map(str, seeds))} (RecBole `seed`, reproducibility on).")
-    lines.append(f"- Hardware: {_hardware()}. Seconds per epoch = median training time of an epoch (validation excluded).")
+    lines.append("- Hardware each row trained on ('-' = not recorded: the 2-core CPUs of the runs before hardware was "
+                 f"recorded; reports written on {_hardware()}): "
+                 + "; ".join(f"{names[label]} {_distinct(runs, label, 'hardware')}" for label in labels)
+                 + ". Seconds per epoch = median training time of an epoch (validation excluded); runs that shared "
+                 "a machine (several at once) are slower than alone, and GPU and CPU seconds are not comparable.")
     lines.append("- Code: the repository commit each run trained with (`code` in its json; '-' = recorded "
                  "before commits were: an earlier commit of this repository): "
                  + "; ".join(f"{names[label]} {_distinct(runs, label, 'code')}" for label in labels) + ".")
@@ -213,9 +275,10 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
 
 
 def _atomic_write(path, text):
-    with open(path + ".tmp", "w") as f:
+    from recbole_mmssl.atomic_write import atomic_file
+
+    with atomic_file(path, "w") as f:
         f.write(text)
-    os.replace(path + ".tmp", path)
 
 
 def write_plot(dataset, table, runs, labels, path):
@@ -242,12 +305,15 @@ def write_plot(dataset, table, runs, labels, path):
             curves.plot(run["valid_curve"], color=f"C{labels.index(label)}", alpha=0.8,
                         label=names[label] if n == 0 else None)
     curves.set_xlabel("epoch")
-    curves.set_ylabel("validation Recall@20")
+    curves.set_ylabel(f"validation {selection_metric(runs)}")
     curves.set_title("training curves (one line per seed)")
     if curves.lines:
         curves.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    from recbole_mmssl.atomic_write import atomic_file
+
+    with atomic_file(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
     plt.close(fig)
 
 

@@ -4,7 +4,7 @@
     python benchmarks/speed_under_load.py --datasets=tiktok --iterations=6 --settings=default,one_thread
 
 Why: users' machines are never idle. A thread setting that is fastest alone can collapse when one
-other process wants a core (issue 15: 16x on the earlier default), so every setting is measured under
+other process wants a core (16x on the earlier default), so every setting is measured under
 each load of ``LOADS`` in the same invocation, and its ratio to its own idle figure is reported.
 
 Each (dataset, setting, load) is one subprocess: the setting's environment is applied before torch is
@@ -33,7 +33,7 @@ SETTINGS = {
     "default": ({}, {}, "the plugin's default (recbole_mmssl/threads.py): threads = CPUs not kept busy at normal "
                         "priority at start, short OpenBLAS spin"),
     "legacy": ({"RECBOLE_MMSSL_THREADS": "legacy"}, {},
-               "before issue 15: library defaults (torch and numpy's BLAS at the core count, spin-waiting workers)"),
+               "the earlier default: library defaults (torch and numpy's BLAS at the core count, spin-waiting workers)"),
     "one_thread": ({"RECBOLE_MMSSL_THREADS": "1"}, {}, "one thread pinned (RECBOLE_MMSSL_THREADS=1)"),
     "two_threads": ({"RECBOLE_MMSSL_THREADS": "2"}, {}, "two threads pinned, short OpenBLAS spin"),
     "legacy_numpy_blas": ({"RECBOLE_MMSSL_THREADS": "legacy"}, {"critic_matmul": "numpy"},

@@ -6,16 +6,22 @@ an exit code, never a traceback:
 * a :class:`~recbole_mmssl.data.errors.UserError` (bad file, key, value, checkpoint, command line):
   ``error: <file or key>: <problem>`` and ``fix: <what to do>``, exit code 2;
 * an OSError about a named file (permission denied, disk full, not a directory): the same two lines;
-* Ctrl-C: exit code 130; training has already printed the one warning with the command that
-  continues the run, anything else prints one ``interrupted`` line.
+* Ctrl-C: exit code 130, and SIGTERM (``kill``, a scheduler ending a job) the same way with exit code
+  143; training has already printed the one warning with the command that continues the run,
+  anything else prints one ``interrupted`` line. Every output is written under a temporary name, so
+  nothing half-written is left either way;
+* a full disk: the file that could not be written, exit code 2.
 
 Any other exception is a programming error and keeps its traceback. ``--debug`` (any command) or
 ``RECBOLE_MMSSL_DEBUG=1`` prints the traceback of user errors too.
 """
 
 import argparse
+import errno
 import os
+import signal
 import sys
+import threading
 import traceback
 
 from recbole_mmssl.data.errors import UsageError, UserError
@@ -24,13 +30,54 @@ DEBUG_FLAG = "--debug"
 DEBUG_ENV = "RECBOLE_MMSSL_DEBUG"
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it stops as on Ctrl-C: temporary files removed,
+    a run's claimed-but-empty checkpoint released, the continue command printed."""
+
+    what = "Terminated (SIGTERM)"
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with its errors routed through the commands' ``error:`` / ``fix:`` lines."""
+    """argparse with its errors routed through the commands' ``error:`` / ``fix:`` lines, and an
+    option given twice with different values refused (argparse lets the last one win without a word:
+    ``--model=MMSSL ... --model=LightGCN`` would train LightGCN)."""
 
     def error(self, message):
         raise UsageError(self.prog, message, f"see `{self.prog} --help`")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        self._refuse_repeated_options(args)
+        return super().parse_known_args(args, namespace)
+
+    def _refuse_repeated_options(self, args):
+        seen = {}
+        subcommands = next((a.choices for a in self._actions if isinstance(a, argparse._SubParsersAction)), {})
+        for i, arg in enumerate(args):
+            if arg == "--" or arg in subcommands:
+                break  # after a subcommand, its own parser checks the rest
+            option, has_value, value = arg.partition("=")
+            action = self._option_string_actions.get(option)
+            if action is None and len(arg) > 2 and arg[:2] in self._option_string_actions and arg[1] != "-":
+                option, has_value, value, action = arg[:2], True, arg[2:], self._option_string_actions[arg[:2]]
+            if action is None or isinstance(action, (argparse._AppendAction, argparse._CountAction,
+                                                     argparse._HelpAction)):
+                continue
+            if not has_value and action.nargs != 0:
+                value = args[i + 1] if i + 1 < len(args) else None
+            earlier = seen.setdefault(action.dest, (option, value))
+            if earlier[1] != value:
+                raise UsageError(f"--{action.dest}", f"given twice with different values ({earlier[0]} {earlier[1]!r} "
+                                                     f"and {option} {value!r}); the last would win without a word",
+                                 "give it once")
 
 
 def debug_requested(argv):
@@ -47,6 +94,17 @@ def run_cli(main, argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested(argv)
     argv = [arg for arg in argv if arg != DEBUG_FLAG]
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _run(main, argv, debug)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(main, argv, debug):
     try:
         code = main(argv)
         return 0 if code is None else int(code)
@@ -58,17 +116,21 @@ def run_cli(main, argv=None):
     except KeyboardInterrupt as err:
         if debug:
             traceback.print_exc()
+        terminated = isinstance(err, Terminated)
         if not getattr(err, "reported", False):
-            print("interrupted (Ctrl-C); nothing to continue from", file=sys.stderr)
-        return EXIT_INTERRUPTED
+            print("terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except OSError as err:
-        if err.filename is None:  # not about a file the user named: a programming error
+        if err.filename is None and err.errno not in DISK_FULL:  # not about a file: a programming error
             raise
         if debug:
             traceback.print_exc()
-        print_error(err.filename, err.strerror or str(err),
-                    "check that the path exists, is of the right kind (file or folder) and that "
-                    "you may read or write it")
+        if err.errno in DISK_FULL:
+            fix = "free space on that disk (or write to another one) and run the command again; what it wrote " \
+                  "before is intact"
+        else:
+            fix = "check that the path exists, is of the right kind (file or folder) and that you may read or write it"
+        print_error(err.filename or "disk", err.strerror or str(err), fix)
         return EXIT_USER_ERROR
 
 
@@ -128,3 +190,28 @@ def check_output_file(path, option, suffixes=None):
         raise UsageError(path, f"{option}: cannot write there (permission denied)",
                          f"pass {option} a path you may write")
     return path
+
+
+def check_not_an_input(output, option, inputs):
+    """Refuse an output path that is one of the command's inputs, contains one or lies inside one.
+
+    ``inputs`` maps an option (or a description) to the path it gives; None entries are skipped.
+    A command writes only where it was told to write, and never over what it reads: ``recommend
+    --users=X --out=X`` would replace the users file with the recommendations.
+    """
+    out = os.path.realpath(output)
+    for where, path in inputs.items():
+        if path is None:
+            continue
+        source = os.path.realpath(path)
+        same = out == source or (os.path.exists(output) and os.path.exists(path) and os.path.samefile(output, path))
+        if same:
+            problem = f"{option} is the same file as {where}: writing it would destroy that input"
+        elif source.startswith(out.rstrip(os.sep) + os.sep):
+            problem = f"{option} contains {where} ({path}): writing it would mix with that input"
+        elif out.startswith(source.rstrip(os.sep) + os.sep):
+            problem = f"{option} lies inside {where} ({path})"
+        else:
+            continue
+        raise UsageError(output, problem, f"pass {option} a path apart from what the command reads")
+    return output

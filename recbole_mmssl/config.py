@@ -27,6 +27,7 @@ be derived from others (MMSSL fills its variant-dependent switches this way).
 """
 
 import ast
+import codecs
 import difflib
 import glob
 import math
@@ -36,6 +37,7 @@ import re
 import sys
 from functools import lru_cache
 
+import torch
 import yaml
 from recbole.config import Config as RecBoleConfig
 
@@ -179,6 +181,12 @@ class Check:
             text = "a text"
         elif self.kind == "strs":
             text = "a list of names"
+        elif self.kind == "separator":
+            text = "a non-empty text, e.g. '\\t'"
+        elif self.kind == "codec":
+            text = "a text encoding Python knows, e.g. utf-8"
+        elif self.kind == "colmap":
+            text = "a mapping of file suffix to a list of column names or '*', e.g. {inter: [user_id, item_id]}"
         else:
             text = "an integer" if self.kind == "int" else "a number"
             bounds = []
@@ -211,6 +219,22 @@ class Check:
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise expected
             return value
+        if self.kind == "separator":
+            if not isinstance(value, str) or not value:
+                raise expected
+            return value
+        if self.kind == "codec":
+            try:
+                codecs.lookup(value)
+            except (LookupError, TypeError):
+                raise expected from None
+            return value
+        if self.kind == "colmap":
+            if not isinstance(value, dict) or not all(
+                    isinstance(k, str) and (v == "*" or isinstance(v, list) and all(isinstance(c, str) for c in v))
+                    for k, v in value.items()):
+                raise expected
+            return value
         if not _is_number(value) or not math.isfinite(float(value)):
             raise expected
         if self.kind == "int":
@@ -231,6 +255,8 @@ _NUMBER_GE0 = Check("number", low=0)
 _RATE = Check("number", low=0, high=1, high_open=True)
 CHECKS = {
     "learning_rate": Check("number", low=0, low_open=True),
+    "lr_decay": Check("number", low=0, high=1, low_open=True, null=True),
+    "lr_decay_epochs": Check("number", low=0, low_open=True, null=True),
     "D_lr": Check("number", low=0, low_open=True),
     "epochs": Check("int", low=1),
     "train_batch_size": Check("int", low=1),
@@ -246,7 +272,7 @@ CHECKS = {
     "graph_coverage": Check("number", low=0, high=1),
     "real_rows": Check("choice", choices=("released", "tempered"), null=True),
     "weight_decay": _NUMBER_GE0,
-    "drop_rate": _RATE, "G_drop1": _RATE, "G_drop2": _RATE,
+    "drop_rate": _RATE, "G_drop1": _RATE, "G_drop2": _RATE, "dropout_prob": _RATE,
     "tau": Check("number", low=0, low_open=True),
     "real_data_tau": Check("number", low=0, low_open=True),
     "m_topk_rate": Check("number", low=0, high=1),
@@ -259,6 +285,7 @@ CHECKS = {
     "variant": Check("choice", choices=("paper", "released"), choices_attr="VARIANT_PRESETS"),
     "attention": Check("choice", choices=("degenerate", "multihead"), null=True, choices_attr="ATTENTIONS"),
     "graph_schedule": Check("choice", choices=("released", "accumulate"), null=True),
+    "mmgcn_layout": Check("choice", choices=("reference", "projected_sum"), null=True),
     "pair_layout": Check("choice", choices=("tiled", "aligned"), null=True),
     "critic_path": Check("choice", choices=("fast", "dense"), null=True),
     "critic_matmul": Check("choice", choices=("auto", "torch", "numpy"), null=True),
@@ -270,6 +297,19 @@ CHECKS = {
     "repeatable": Check("bool"), "shuffle": Check("bool"), "log_wandb": Check("bool"),
     "data_path": Check("str"), "checkpoint_dir": Check("str"),
     "benchmark_filename": Check("strs", null=True),
+    "load_col": Check("colmap", null=True), "unload_col": Check("colmap", null=True),
+    "field_separator": Check("separator"), "seq_separator": Check("separator"), "encoding": Check("codec"),
+    "additional_feat_suffix": Check("strs", null=True),
+    # MISSRec (choice sets from its module, so another model's `train_stage` is left to that model)
+    "train_stage": Check("choice", choices=("transductive_ft", "inductive_ft", "pretrain"), choices_attr="TRAIN_STAGES"),
+    "item_mm_fusion": Check("choice", choices=("static", "dynamic_shared", "dynamic_instance"),
+                            choices_attr="ITEM_MM_FUSIONS"),
+    "interest_ratio": Check("number", low=0, low_open=True, high=1),
+    "temperature": Check("number", low=0, low_open=True),
+    "gamma": _NUMBER_GE0, "lambda": _NUMBER_GE0,
+    "item_drop_ratio": _RATE, "item_drop_coefficient": Check("number", low=0, high=1),
+    "kmeans_iters": Check("int", low=1), "kmeans_batch_size": Check("int", low=1),
+    "pretrained": Check("str", null=True), "freeze": Check("strs"),
     EXTRA_KEYS: Check("strs"),
 }
 
@@ -310,7 +350,8 @@ def read_config_file(path, loader):
         problem = " ".join(str(p) for p in (getattr(err, "context", None), getattr(err, "problem", None)) if p)
         if opened is not None and mark is not None and opened.line != mark.line:
             problem += f"; the construct starts on line {opened.line + 1}"
-        raise DataError(where, f"not valid YAML ({problem or err})",
+        problem = " ".join(str(problem or err).split())  # the reader's own message spans lines
+        raise DataError(where, f"not valid YAML ({problem})",
                         "fix the syntax at that line (a config file holds `key: value` lines)") from None
     if values is None:
         return {}, {}
@@ -465,6 +506,22 @@ class Config(RecBoleConfig):
                 self._check_like_default(key, value)
         if {"topk", "metrics", "valid_metric"} & set(user_keys):
             self._check_metrics(final)
+        self._check_data_layout(final, user_keys)
+
+    def _check_data_layout(self, final, user_keys):
+        """Settings RecBole's loader accepts and then fails on, deep in data preparation."""
+        splits = final.get("benchmark_filename")
+        if "benchmark_filename" in user_keys and splits is not None and len(set(splits)) != 3:
+            raise self._error("benchmark_filename", f"expected three different split names (train, valid, test), "
+                                                    f"got {splits!r}",
+                              "set `benchmark_filename: [train, valid, test]` for NAME.train.inter, NAME.valid.inter "
+                              "and NAME.test.inter, or null for one NAME.inter")
+        load_col = final.get("load_col")
+        if "load_col" in user_keys and isinstance(load_col, dict) and "inter" not in load_col:
+            raise self._error("load_col", f"leaves out the interaction files ('inter'): {load_col!r}; RecBole would "
+                                          "load no interactions",
+                              "add the interaction columns, e.g. `load_col: {inter: [user_id, item_id]}`, or set it "
+                              "to null to load every column")
 
     def _unknown_keys_error(self, unknown, every):
         parts = []
@@ -552,6 +609,27 @@ class Config(RecBoleConfig):
             except ValueError as err:
                 raise ConfigError(self.model, str(err), "set the key it names to one of the values listed") from None
 
+    def _init_device(self):
+        """A ``device`` the user asks for is checked and applied (RecBole would ignore it and pick the
+        device from ``gpu_id``, quietly falling back to the CPU without CUDA); and ``use_gpu: False``
+        means the CPU (RecBole 1.2.1 puts the model on CUDA whenever a GPU exists and ``gpu_id`` is set,
+        whatever ``use_gpu`` says). CUDA_VISIBLE_DEVICES is left as RecBole sets it from ``gpu_id``, so a
+        CPU and a GPU run can share a process."""
+        asked = self.external_config_dict.get("device") if self._strict else None
+        if asked is not None:
+            from recbole_mmssl.devices import check_device
+
+            try:
+                device = check_device(str(asked))
+            except UsageError as err:
+                raise self._error("device", err.problem, err.fix) from None
+            self.final_config_dict["use_gpu"] = device.type == "cuda"
+            if device.type == "cuda":
+                self.final_config_dict["gpu_id"] = str(device.index or 0)
+        super()._init_device()
+        if self.final_config_dict.get("single_spec") and self.final_config_dict.get("use_gpu") is False:
+            self.final_config_dict["device"] = torch.device("cpu")
+
     def _set_train_neg_sample_args(self):
         try:
             super()._set_train_neg_sample_args()
@@ -568,6 +646,7 @@ class Config(RecBoleConfig):
 
 
 def _is_model_name(key):
-    """A yaml block keyed by a model name (``MMSSL:``, ``LightGCN:``): RecBole's own option names
-    are lower-case (or upper-case field names with string values), model names are capitalised."""
-    return key in PLUGIN_MODELS or (key[:1].isupper() and not key.isupper())
+    """A yaml block keyed by a model name (``MMSSL:``, ``LightGCN:``, ``FDSA:``): RecBole's own option
+    names are lower-case (or upper-case field names with string values), model names are capitalised
+    or, for some of RecBole's (FDSA, BPR, NCL), all upper-case."""
+    return key in PLUGIN_MODELS or key in _recbole_keys()[1] or (key[:1].isupper() and not key.isupper())

@@ -14,14 +14,17 @@ import sys
 import time
 from logging import getLogger
 
+import numpy as np
+
 from recbole.data import create_dataset as recbole_create_dataset
 from recbole.data import data_preparation
 from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_mmssl.checkpoint import dataset_fingerprint, load_checkpoint
+from recbole_mmssl.data.atomic_check import check_atomic_files
 from recbole_mmssl import threads
 from recbole_mmssl.config import Config
-from recbole_mmssl.data.errors import ConfigError, DataError
+from recbole_mmssl.data.errors import ConfigError, DataError, shown
 from recbole_mmssl.registry import get_model, get_trainer
 
 
@@ -31,13 +34,50 @@ def create_dataset(config):
     Never falls through to RecBole's own download (its amazon-baby has ratings only): a missing
     folder is an error naming the convert command. The embedded default (ml-100k) is built on first use.
     """
-    from recbole_mmssl.data.dataset import MultimodalDataset
+    from recbole.utils import ModelType
+
+    from recbole_mmssl.data.dataset import MultimodalDataset, MultimodalSequentialDataset
     from recbole_mmssl.data.prepare import ensure_prepared
 
     ensure_prepared(config)
     if getattr(get_model(config["model"]), "requires_modalities", False):
-        return MultimodalDataset(config)
-    return recbole_create_dataset(config)
+        if config["MODEL_TYPE"] == ModelType.SEQUENTIAL:
+            dataset = MultimodalSequentialDataset(config)  # both check their atomic files themselves
+        else:
+            dataset = MultimodalDataset(config)
+    else:
+        check_atomic_files(config)
+        dataset = recbole_create_dataset(config)
+    if config["MODEL_TYPE"] != ModelType.SEQUENTIAL or samples_negatives(config):
+        refuse_users_with_every_item(dataset)
+    return dataset
+
+
+def samples_negatives(config):
+    """Whether training draws negative items (general models always do; sequential ones only with a
+    pairwise loss)."""
+    args = config["train_neg_sample_args"] or {}
+    return args.get("distribution", "none") != "none"
+
+
+def refuse_users_with_every_item(dataset):
+    """No negative item can be sampled for a user who interacted with every item (RecBole's sampler
+    raises deep inside data preparation, and there is nothing left to recommend them): refuse at load."""
+    inter = dataset.inter_feat
+    users, items = np.asarray(inter[dataset.uid_field]), np.asarray(inter[dataset.iid_field])
+    n_items = dataset.item_num - 1  # internal id 0 is RecBole's padding
+    pairs = np.unique(users.astype(np.int64) * dataset.item_num + items.astype(np.int64))
+    counts = np.bincount(pairs // dataset.item_num, minlength=dataset.user_num)
+    full = np.flatnonzero(counts >= n_items)
+    if len(full):
+        token = dataset.field2id_token[dataset.uid_field][full[0]]
+        raise DataError(
+            dataset.dataset_path,
+            f"user {shown(token)} has interacted with every one of the {n_items} items"
+            + (f" (and {len(full) - 1} other user(s) too)" if len(full) > 1 else "")
+            + ": no negative item can be sampled for them, and none is left to recommend",
+            "remove that user's interactions (or add items), or filter such users with `user_inter_num_interval`",
+        )
 
 
 def check_topk(config, dataset):

@@ -2,7 +2,8 @@
 
 RecBole's ``get_model`` only searches ``recbole.model``; ``run_recbole`` therefore cannot run a plugin
 model. Built-in trainers are wrapped with the tensor-only checkpoint mixin (torch>=2.6 refuses
-RecBole's pickled checkpoints), everything else about them is RecBole's.
+RecBole's pickled checkpoints) and the per-epoch learning-rate decay that a config can name
+(``lr_decay``, recbole_mmssl/lr_schedule.py; off unless set); everything else about them is RecBole's.
 """
 
 import importlib
@@ -20,6 +21,8 @@ PLUGIN_MODELS = {
     "LATTICE": ("recbole_mmssl.model.lattice", None),
     "BM3": ("recbole_mmssl.model.bm3", None),
     "FREEDOM": ("recbole_mmssl.model.freedom", None),
+    # sequential: MISSRec's trainer discovers interests before every epoch
+    "MISSRec": ("recbole_mmssl.model.missrec", "recbole_mmssl.model.missrec.trainer.MISSRecTrainer"),
 }
 
 
@@ -41,7 +44,7 @@ def get_model(model_name):
     anomaly = torch.is_anomaly_enabled()
     try:
         return recbole_get_model(model_name)
-    except (ValueError, ImportError):
+    except (ValueError, ImportError, AttributeError):  # AttributeError: `bpr` finds RecBole's module bpr, no class
         # RecBole's lookup imports its optional xgboost/lightgbm models on the way to "not found".
         raise ValueError(
             f"Unknown model {model_name!r}: use MMSSL or a RecBole model name (e.g. LightGCN, SGL, NCL, BPR)."
@@ -54,12 +57,13 @@ _SAFE_TRAINERS = {}
 
 
 def get_trainer(model_type, model_name):
-    """The trainer class for ``model_name``, always saving tensor-only checkpoints."""
+    """The trainer class for ``model_name``, always saving tensor-only checkpoints and honouring ``lr_decay``."""
     if model_name in PLUGIN_MODELS and PLUGIN_MODELS[model_name][1]:
         return _import(PLUGIN_MODELS[model_name][1])
     base = recbole_get_trainer(model_type, model_name)
     if base not in _SAFE_TRAINERS:
         from recbole_mmssl.checkpoint import TensorCheckpointMixin
+        from recbole_mmssl.lr_schedule import LRDecayMixin
 
-        _SAFE_TRAINERS[base] = type(base.__name__, (TensorCheckpointMixin, base), {"__module__": __name__})
+        _SAFE_TRAINERS[base] = type(base.__name__, (LRDecayMixin, TensorCheckpointMixin, base), {"__module__": __name__})
     return _SAFE_TRAINERS[base]

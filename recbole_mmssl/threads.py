@@ -1,4 +1,4 @@
-"""The process's CPU thread policy, decided once at the start of a run and logged (issue 15).
+"""The process's CPU thread policy, decided once at the start of a run and logged.
 
 Why: torch's OpenMP workers spin-wait between parallel regions, and so do numpy's OpenBLAS workers
 (the critic penalty's symmetric products, or every critic product where ``critic_matmul`` picks

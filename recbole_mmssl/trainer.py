@@ -5,7 +5,9 @@ sample B users with one positive and one negative each -> critic (D) step on a n
 generator (G) step on a with-grad forward -> modality-graph bookkeeping. The critic has its own
 Adam (lr ``D_lr``, betas (0.5, 0.9)); the model is trained by AdamW (lr ``learning_rate``,
 ``weight_decay``). RecBole's validation, early stopping, full-ranking evaluation and the plugin's
-tensor-only checkpoints (critic and its optimiser included, for resuming) are inherited unchanged.
+tensor-only checkpoints (critic and its optimiser included, for resuming) are inherited unchanged;
+``scheduler_step: True`` decays the learning rate through the plugin's ``lr_decay`` schedule
+(recbole_mmssl/lr_schedule.py), stepped after each epoch.
 """
 
 import time
@@ -19,6 +21,7 @@ from tqdm import tqdm
 
 from recbole_mmssl.checkpoint import TensorCheckpointMixin
 from recbole_mmssl import threads
+from recbole_mmssl.lr_schedule import LRDecayMixin
 from recbole_mmssl.model.mmssl.blas import resolve_backend
 from recbole_mmssl.model.mmssl.critic import Critic
 from recbole_mmssl.sampler import UserUniformSampler
@@ -27,7 +30,7 @@ CRITIC_BETAS = (0.5, 0.9)  # the released code's discriminator Adam
 PARTS = ("sample", "d_step", "g_step", "graph")
 
 
-class MMSSLTrainer(TensorCheckpointMixin, Trainer):
+class MMSSLTrainer(LRDecayMixin, TensorCheckpointMixin, Trainer):
     """Trainer for :class:`recbole_mmssl.model.mmssl.MMSSL` (critic step, then generator step)."""
 
     def __init__(self, config, model):
@@ -42,10 +45,6 @@ class MMSSLTrainer(TensorCheckpointMixin, Trainer):
             fast=config["critic_path"] == "fast", matmul=matmul,
         ).to(self.device)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config["D_lr"], betas=CRITIC_BETAS)
-        self.scheduler = None
-        if config["scheduler_step"]:
-            # The released code builds this schedule but never steps it (spec 1.7.4).
-            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda epoch: 0.96 ** (epoch / 50))
         self.epoch_log = {}
 
     def _build_optimizer(self, **kwargs):
@@ -99,8 +98,7 @@ class MMSSLTrainer(TensorCheckpointMixin, Trainer):
             log[f"cover_items_{name}"] = items / max(self.model.n_real_items, 1)
         log.update({f"time_{part}": value for part, value in seconds.items()})
         self.epoch_log = log
-        if self.scheduler is not None:
-            self.scheduler.step()
+        self._step_lr_schedule()  # this loop replaces the base one, which would step it
         return log["loss"]
 
     def _critic_step(self, users, train_rows):
@@ -149,10 +147,8 @@ class MMSSLTrainer(TensorCheckpointMixin, Trainer):
 
     # -- checkpoint hooks (TensorCheckpointMixin) ------------------------------------------------
     def _extra_checkpoint_state(self):
-        state = {"critic": self.critic.state_dict(), "critic_optimizer": self.critic_optimizer.state_dict()}
-        if self.scheduler is not None:
-            state["scheduler"] = self.scheduler.state_dict()
-        return state
+        return {**super()._extra_checkpoint_state(), "critic": self.critic.state_dict(),
+                "critic_optimizer": self.critic_optimizer.state_dict()}
 
     def _load_extra_checkpoint_state(self, state):
         if "critic" not in state:
@@ -162,5 +158,4 @@ class MMSSLTrainer(TensorCheckpointMixin, Trainer):
             )
         self.critic.load_state_dict(state["critic"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        if self.scheduler is not None and "scheduler" in state:
-            self.scheduler.load_state_dict(state["scheduler"])
+        super()._load_extra_checkpoint_state(state)  # the learning-rate schedule

@@ -4,9 +4,20 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Generated tests (tests/test_generated_inputs.py): no deadline (a command's run time varies with the
+# machine's load), failing examples kept in .hypothesis/ beside the tests (git-ignored) and replayed
+# first on the next run. `--hypothesis-profile=long` runs ten times as many examples.
+_DATABASE = DirectoryBasedExampleDatabase(str(REPO / ".hypothesis" / "examples"))
+settings.register_profile("default", deadline=None, database=_DATABASE,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("long", deadline=None, database=_DATABASE,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +40,7 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs CUDA, skipped where it is not available (run: python -m pytest -m gpu)")

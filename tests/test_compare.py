@@ -39,6 +39,37 @@ def test_finished_runs_are_kept_and_reported(setting, capsys):
     assert "done earlier, kept" in capsys.readouterr().out
 
 
+def test_a_run_recorded_with_other_settings_is_set_aside_and_trained_again(setting, capsys):
+    import yaml
+
+    args, results = setting
+    compare.main(args)
+    runs = results / "runs" / "tiny"
+    before = (runs / "BPR__seed5.json").read_text()
+    config_file = args[5].partition("=")[2]
+    config = yaml.safe_load(open(config_file))
+    yaml.safe_dump({**config, "learning_rate": 0.0123}, open(config_file, "w"))  # a default changed since
+    compare.main(args)
+    out = capsys.readouterr().out
+    assert "recorded with other settings than its spec gives now (learning_rate" in out and "0.0123" in out
+    assert (runs / "superseded" / "BPR__seed5.json").read_text() == before  # kept, not lost
+    assert (runs / "superseded" / "BPR__seed5.log").exists()
+    record = json.loads((runs / "BPR__seed5.json").read_text())
+    assert record["status"] == "ok" and record["config"]["learning_rate"] == 0.0123
+    compare.main(args)  # now current: kept
+    assert "done earlier, kept" in capsys.readouterr().out
+
+
+def test_only_settings_count_as_changes():
+    from benchmarks.stale_runs import changed_settings
+
+    recorded = {"learning_rate": 0.001, "topk": (10, 20), "gpu_id": "0", "data_path": "/a", "old_key": 1}
+    current = {"learning_rate": 1e-3, "topk": [10, 20], "gpu_id": "", "data_path": "/b", "new_key": 2}
+    assert changed_settings(recorded, current) == []
+    assert changed_settings({**recorded, "reg_weight": 2.0}, {**current, "reg_weight": 0.1}) == [("reg_weight", 2.0, 0.1)]
+    assert changed_settings(None, current) == []
+
+
 def test_an_interrupted_run_is_evaluated_from_its_best_checkpoint(setting):
     args, results = setting
     compare.main(args)
@@ -114,3 +145,148 @@ def test_an_interrupted_run_continues_from_its_last_checkpoint(setting, tmp_path
     assert record["n_epochs"] == 2 and record["best_epoch"] == uninterrupted["best_epoch"]
     assert record["valid_curve"] == pytest.approx(uninterrupted["valid_curve"], abs=1e-6)
     assert record["test_result"] == pytest.approx(uninterrupted["test_result"], abs=1e-6)
+
+
+def _runs(results, dataset="tiny"):
+    return {p.stem: json.loads(p.read_text()) for p in (results / "runs" / dataset).glob("*.json")}
+
+
+def test_parallel_jobs_give_the_same_runs_as_one_at_a_time(setting, tmp_path):
+    """--jobs=2 runs two seeds at once, each in its own process, with the numbers of a sequential run."""
+    args, results = setting
+    two_seeds = [a if not a.startswith("--seeds=") else "--seeds=5,6" for a in args]
+    assert compare.main(two_seeds) == 0
+    sequential = _runs(results)
+    parallel_results = tmp_path / "parallel"
+    parallel = [a for a in two_seeds if not a.startswith(("--results=", "--checkpoint_dir="))]
+    parallel += [f"--results={parallel_results}", f"--checkpoint_dir={tmp_path / 'ckpt_parallel'}", "--jobs=2"]
+    assert compare.main(parallel) == 0
+    together = _runs(parallel_results)
+    assert sorted(together) == ["BPR__seed5", "BPR__seed6"]
+    for name, record in together.items():
+        assert record["status"] == "ok" and record["threads"] == 1
+        assert record["test_result"] == pytest.approx(sequential[name]["test_result"], abs=1e-6)
+        assert record["valid_curve"] == pytest.approx(sequential[name]["valid_curve"], abs=1e-6)
+        assert record["hardware"].startswith("CPU ")
+
+
+def test_a_time_budget_stops_records_and_the_same_command_continues(setting, tmp_path, monkeypatch, capsys):
+    """At the deadline every run is stopped, recorded from its best epoch so far (status interrupted)
+    and keeps its .last.pth; the same command then continues it to the end an uninterrupted run reaches."""
+    import yaml
+
+    args, results = setting
+    config = [a for a in args if a.startswith("--config_files=")][0].split("=", 1)[1]
+    six = tmp_path / "six_epochs.yaml"
+    # batches of 2: epochs long enough (about 120 iterations) for the stop to land while the run trains
+    six.write_text(yaml.safe_dump({**yaml.safe_load(open(config)), "epochs": 6, "stopping_step": 100,
+                                   "train_batch_size": 2}))
+    args = [a if not a.startswith("--config_files=") else f"--config_files={six}" for a in args]
+    log = results / "runs" / "tiny" / "BPR__seed5.log"
+
+    class AfterTwoEpochs(compare.Runner):
+        """The budget runs out once the run has finished its second epoch (a deterministic deadline)."""
+
+        def due(self):
+            return log.exists() and "PROGRESS epoch 1 " in log.read_text()
+
+    monkeypatch.setattr(compare, "Runner", AfterTwoEpochs)
+    assert compare.main(args + ["--time_budget=3600"]) == 0
+    out = capsys.readouterr().out
+    assert "time budget reached" in out and "run the same command to continue" in out
+    stopped = _runs(results)["BPR__seed5"]
+    assert stopped["status"] == "interrupted" and 2 <= stopped["n_epochs"] < 6
+    assert list((tmp_path / "ckpt" / "tiny" / "BPR__seed5").glob("*.last.pth"))
+    assert "| BPR (interrupted) | 1/1 |" in (results / "tiny.md").read_text()
+
+    monkeypatch.setattr(compare, "Runner", AfterTwoEpochs.__base__)
+    assert compare.main(args) == 0
+    continued = _runs(results)["BPR__seed5"]
+    assert continued["status"] == "ok" and continued["resumed_at_epoch"] == stopped["n_epochs"]
+
+    reference = tmp_path / "reference"
+    plain = [a for a in args if not a.startswith(("--results=", "--checkpoint_dir="))]
+    assert compare.main(plain + [f"--results={reference}", f"--checkpoint_dir={tmp_path / 'ckpt_ref'}"]) == 0
+    uninterrupted = _runs(reference)["BPR__seed5"]
+    assert continued["n_epochs"] == uninterrupted["n_epochs"] == 6
+    assert continued["valid_curve"] == pytest.approx(uninterrupted["valid_curve"], abs=1e-6)
+    assert continued["test_result"] == pytest.approx(uninterrupted["test_result"], abs=1e-6)
+
+
+def test_a_spent_budget_starts_nothing(setting, capsys):
+    args, results = setting
+    assert compare.main(args + ["--time_budget=0.001"]) == 0
+    assert "BPR seed 5: not started (time budget)" in capsys.readouterr().out
+    assert not list((results / "runs" / "tiny").glob("*.json"))
+
+
+@pytest.mark.parametrize("change, where", [
+    ("--models=BPR,Foo", "Unknown model 'Foo'"),
+    ("--models=BPR:learning_rat=0.01", "learning_rat"),
+    ("--models=BPR:learning_rate=-1", "learning_rate"),
+    ("--models=MMSSL:variant", "'variant' is not a key=value override"),
+    ("--models=", "no model given"),
+    ("--seeds=a,b", "not a comma-separated list of integers"),
+    ("--threads=-1", "must be at least 1"),
+    ("--jobs=0", "must be at least 1"),
+    ("--data_path=/nonexistent/folder", "the data path is not a folder"),
+])
+def test_every_spec_is_checked_before_the_first_run(setting, capsys, change, where):
+    """A bad spec anywhere in the list stops the comparison before any run, with error:/fix: lines."""
+    args, results = setting
+    option = change.split("=", 1)[0]
+    bad = [a for a in args if not a.startswith(option + "=")] + [change]
+    assert compare.main(bad) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and where in err and "\nfix: " in err and "Traceback" not in err
+    assert not (results / "runs" / "tiny").exists() or not list((results / "runs" / "tiny").iterdir())
+
+
+def test_a_failed_run_makes_the_comparison_exit_nonzero(setting, monkeypatch):
+    args, results = setting
+    monkeypatch.setattr(compare.Runner, "train", lambda self, spec, log: 1)  # the child died without a result
+    assert compare.main(args) == 1
+    record = _runs(results)["BPR__seed5"]
+    assert record["status"] == "failed" and "exited with 1" in record["error"]
+
+
+def test_reports_name_the_metric_each_run_selected_on():
+    from benchmarks.report import metric_name, selection_metric
+
+    assert metric_name("NDCG@10") == "NDCG@10" and metric_name("recall@20") == "Recall@20"
+    sequential = [{"valid_metric": "NDCG@10"}, {"config": {"valid_metric": "ndcg@10"}}]
+    assert selection_metric(sequential) == "NDCG@10"
+    assert selection_metric([{"config": {}}]) == "Recall@20"  # runs recorded before the metric was stored
+
+
+def test_a_damaged_last_checkpoint_fails_that_run_with_its_fix(setting, tmp_path, capsys):
+    args, results = setting
+    compare.main(args)
+    run_file = results / "runs" / "tiny" / "BPR__seed5.json"
+    run_file.unlink()  # as if killed: the checkpoints are what a continuation reads
+    last = next((tmp_path / "ckpt" / "tiny" / "BPR__seed5").glob("*.last.pth"))
+    last.write_bytes(last.read_bytes()[:1000])  # truncated
+    assert compare.main(args) == 1
+    record = json.loads(run_file.read_text())
+    assert record["status"] == "failed" and record["error"].startswith(f"cannot continue: {last}")
+    assert "fix:" in record["error"] and "Traceback" not in capsys.readouterr().err
+
+
+def test_the_table_says_how_each_row_was_tuned(tmp_path):
+    from benchmarks.report import tuning_notes
+
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"BPR": {"spec": "BPR:learning_rate=0.0005", "finished": 8, "budget": 8,
+                                           "space_file": "properties/search/BPR.test"}}))
+    labels = ["BPR:learning_rate=0.0005", "BPR:learning_rate=0.0005 (interrupted)", "BPR", "BPR:learning_rate=0.01"]
+    assert tuning_notes("tiktok", labels, summary) == {
+        labels[0]: "8/8 trials, `properties/search/BPR.test`", labels[1]: "8/8 trials, `properties/search/BPR.test`",
+        "BPR": "defaults", "BPR:learning_rate=0.01": "set by hand"}
+
+
+def test_an_epoch_saved_but_not_yet_reported_still_has_its_score():
+    log = ("INFO  epoch 0 evaluating [time: 0.9s, valid_score: 0.063600]\nPROGRESS epoch 0 valid Recall@20=0.0636\n"
+           "INFO  epoch 1 training [time: 3.5s, train loss: 1.0]\n"
+           "INFO  epoch 1 evaluating [time: 0.9s, valid_score: 0.070512]\n")  # stopped before PROGRESS 1
+    assert compare.epoch_scores(log) == {0: 0.0636, 1: 0.070512}
+    assert compare.log_curve(log) == ([0.0636, 0.070512], [3.5])

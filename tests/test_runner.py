@@ -7,6 +7,7 @@ import torch
 
 from recbole_mmssl.checkpoint import last_checkpoint_path, load_checkpoint
 from recbole_mmssl.config import Config
+from recbole_mmssl.data.errors import ConfigError
 from recbole_mmssl.quick_start import results_table, run_recbole_mmssl
 from tests._lead_util import tiny_config, write_tiny_dataset
 
@@ -110,3 +111,12 @@ def test_looking_up_a_model_leaves_torchs_anomaly_detection_as_it_was():
         get_model("NoSuchModel")
     assert get_model("SINE").__name__ == "SINE"
     assert not torch.is_anomaly_enabled()
+
+
+def test_device_cpu_is_applied_and_a_missing_gpu_refused(tmp_path):
+    config = Config(model="BPR", dataset="tiny", config_dict={"data_path": str(tmp_path)}, cmd_args=["--device=cpu"])
+    # gpu_id stays as RecBole set it (it also sets CUDA_VISIBLE_DEVICES from it): the device is what counts
+    assert config["device"].type == "cpu" and config["use_gpu"] is False
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"`device` \(command line --device=cuda\): CUDA is not available"):
+            Config(model="BPR", dataset="tiny", config_dict={"data_path": str(tmp_path)}, cmd_args=["--device=cuda"])

@@ -1,4 +1,4 @@
-"""MultimodalDataset: a RecBole Dataset that also holds dense per-modality item features.
+"""MultimodalDataset (and its sequential twin): RecBole Datasets that also hold dense per-modality item features.
 
 The features are deliberately kept out of RecBole's ``item_feat``: RecBole would join every
 feature row into every batch (about 12x slower with 4,096-d vectors) and its filters would drop the
@@ -10,6 +10,8 @@ file is parsed once (through the parse cache), aligned to RecBole's internal ite
 * ``modality_masks[name]``: bool tensor (item_num,), True where the item has a feature row.
 
 These plain attributes survive ``copy()`` and therefore RecBole's split into train/valid/test.
+``MultimodalSequentialDataset`` is the same on RecBole's SequentialDataset (rows of history and
+target, as the ``unisrec`` converter writes them), for sequential models such as MISSRec.
 """
 
 import glob
@@ -18,11 +20,12 @@ import os
 import numpy as np
 import pandas as pd
 import torch
-from recbole.data.dataset import Dataset
+from recbole.data.dataset import Dataset, SequentialDataset
 
+from recbole_mmssl.data.atomic_check import check_atomic_files
 from recbole_mmssl.data.atomic_io import FEATURE_SUFFIX, feature_file_name
 from recbole_mmssl.data.cache import load_feature_file
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.data.errors import DataError, shown
 from recbole_mmssl.data.prepare import ensure_prepared  # noqa: F401  (re-exported for quick_start)
 
 PREPARE_HINT = ("convert a source with features (`python -m recbole_mmssl.data.convert hkuds|mmrec "
@@ -57,8 +60,12 @@ def require_modalities(dataset, n_min=1):
         )
 
 
-class MultimodalDataset(Dataset):
-    """RecBole Dataset plus aligned dense modality features (see the module docstring)."""
+class ModalityFeatures:
+    """The modality loading shared by the general and the sequential dataset (placed before RecBole's class)."""
+
+    def _load_data(self, token, dataset_path):
+        check_atomic_files(self.config, dataset_path, token)  # what RecBole would misread, refused first
+        super()._load_data(token, dataset_path)
 
     def _load_inter_feat(self, token, dataset_path):
         super()._load_inter_feat(token, dataset_path)
@@ -71,32 +78,6 @@ class MultimodalDataset(Dataset):
                         "every split of a pre-split benchmark needs interactions: check the "
                         "source split (e.g. its test.json) and convert again",
                     )
-        self._refuse_missing_ids(token, dataset_path)
-
-    def _refuse_missing_ids(self, token, dataset_path):
-        """An empty (or NA/null) user or item id is read by pandas as missing, and RecBole would merge
-        its interactions into the padding id: refuse it, naming the file and line."""
-        inter = self.inter_feat
-        names = self.benchmark_filename_list or [None]
-        sizes = self.file_size_list if self.benchmark_filename_list is not None else [len(inter)]
-        for field in (self.uid_field, self.iid_field):
-            if field not in inter:
-                continue
-            missing = np.flatnonzero(inter[field].isna().to_numpy())
-            if not len(missing):
-                continue
-            row = int(missing[0])
-            ends = np.cumsum(sizes)
-            k = int(np.searchsorted(ends, row, side="right"))
-            name = f"{token}.{names[k]}.inter" if names[k] else f"{token}.inter"
-            line = row - (int(ends[k - 1]) if k else 0) + 2  # the header is line 1
-            raise DataError(
-                os.path.join(dataset_path, name),
-                f"{len(missing)} interaction(s) have an empty or missing {field} (e.g. line {line}); RecBole would "
-                f"merge them into its padding id",
-                "give every interaction a real id (not empty, not NA/null/None/nan), e.g. by converting with "
-                "`python -m recbole_mmssl.data.convert`",
-            )
 
     def _data_processing(self):
         self._source_item_tokens = self._item_tokens_before_filtering()
@@ -125,7 +106,7 @@ class MultimodalDataset(Dataset):
                 self.logger.warning(
                     f"{len(unseen)} {kind}(s) of the {'/'.join(self.benchmark_filename_list[1:])} "
                     f"files of {self.dataset_name} do not occur in its "
-                    f"{self.benchmark_filename_list[0]} file (e.g. {kind} {example!r}); they are "
+                    f"{self.benchmark_filename_list[0]} file (e.g. {kind} {shown(example)}); they are "
                     f"kept with ids but get no training interactions."
                 )
 
@@ -193,7 +174,7 @@ class MultimodalDataset(Dataset):
                 raise DataError(
                     path,
                     f"{int(stray.sum())} feature row(s) belong to items that are not in the "
-                    f"interactions of {self.dataset_name}, e.g. item {example!r}",
+                    f"interactions of {self.dataset_name}, e.g. item {shown(example)}",
                     "write feature rows only for the dataset's item tokens (the converter does), "
                     "or remove those rows",
                 )
@@ -210,10 +191,40 @@ class MultimodalDataset(Dataset):
                 raise DataError(
                     path,
                     f"{n_missing} of {self.item_num - 1} items have no feature row, e.g. item "
-                    f"{example!r}",
+                    f"{shown(example)}",
                     "add their rows, or set `allow_missing_features: True` to keep them with "
                     "zero features (modality_masks False)",
                 )
             self.logger.warning(f"{n_missing} of {self.item_num - 1} items have no row in {path} "
-                                f"(e.g. item {example!r}); they get zero features and mask False.")
+                                f"(e.g. item {shown(example)}); they get zero features and mask False.")
         return aligned, mask
+
+
+class MultimodalDataset(ModalityFeatures, Dataset):
+    """RecBole Dataset plus aligned dense modality features (see the module docstring)."""
+
+
+class MultimodalSequentialDataset(ModalityFeatures, SequentialDataset):
+    """RecBole SequentialDataset plus aligned dense modality features, for sequential models.
+
+    An item of a validation or test row counts as seen in training when it occurs anywhere in the
+    training rows, as a target or in a history (UniSRec's files give every user's first item only
+    as history).
+    """
+
+    def _warn_unseen_in_train(self):
+        n_train = self.file_size_list[0]
+        inter = self.inter_feat
+        list_field = self.iid_field + self.config["LIST_SUFFIX"]
+        seen = set(inter[self.iid_field].to_numpy()[:n_train].tolist())
+        if list_field in inter:
+            for seq in inter[list_field].to_numpy()[:n_train]:
+                seen.update(np.asarray(seq).tolist())
+        rest = set(inter[self.iid_field].to_numpy()[n_train:].tolist())
+        unseen = sorted(rest - seen)
+        if unseen:
+            example = self.field2id_token[self.iid_field][unseen[0]]
+            self.logger.warning(
+                f"{len(unseen)} item(s) of the {'/'.join(self.benchmark_filename_list[1:])} files of "
+                f"{self.dataset_name} never occur in its {self.benchmark_filename_list[0]} rows (e.g. item "
+                f"{example!r}); they keep their ids and features but get no training signal.")

@@ -86,7 +86,7 @@ class ModalityGraphs:
         """(users, items) with at least one modality edge in graph ``name``: counts of distinct ids.
 
         Logged every epoch: a window too short for the batch size leaves most users without edges
-        (issue 12: T = 1 covered 11% of TikTok's users), and nothing else makes that visible.
+        (T = 1 covered 11% of TikTok's users), and nothing else makes that visible.
         """
         users, items, values = self.counts[name]
         present = values != 0

@@ -35,6 +35,7 @@ from recbole_mmssl.model.common.losses import bpr_loss, half_squared_norm, info_
 from recbole_mmssl.model.mmssl.attention import ATTENTIONS, layer_softmax_gnn
 
 GP_FACTOR = 0.3  # the released code's hard-coded gradient-penalty weight (times gp_rate)
+RELEASED_LR_DECAY = (0.96, 50)  # its scheduler: lr * 0.96 ** (epoch / 50) (recbole_mmssl/lr_schedule.py)
 
 # Variant-dependent switches (each a config key; null in MMSSL.yaml = the variant's value).
 VARIANT_PRESETS = {
@@ -131,6 +132,9 @@ class MMSSL(GeneralRecommender):
         for key in ("log_log_scale", "ui_pre_scale", "real_data_tau", "critic_slope"):
             if config[key] is not None:
                 config[key] = float(config[key])  # the released code typed some of these as int
+        if config["scheduler_step"] and config["lr_decay"] is None:
+            # the released code's LambdaLR (built there, never stepped; spec 1.7.4), stepped each epoch
+            config["lr_decay"], config["lr_decay_epochs"] = RELEASED_LR_DECAY
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
