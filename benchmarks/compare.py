@@ -41,6 +41,10 @@ from recbole_mmssl.data.errors import UsageError, UserError  # noqa: E402
 
 #: Seconds a stopped run gets to save and exit after SIGINT before it is killed.
 STOP_GRACE_S = 60
+#: A run's exit code when a signal (Ctrl-C, SIGINT/SIGTERM from outside) stopped it after its trainer
+#: kept the .last.pth; the codes a child killed by those signals before Python could answer exits with.
+STOPPED_EXIT = 130
+STOPPED_EXIT_CODES = {STOPPED_EXIT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM}
 
 
 def parse_model_spec(spec):
@@ -543,7 +547,10 @@ def _main(argv):
         if os.path.exists(out):
             os.unlink(out)  # an earlier interrupted/failed record: this run replaces it
         code = runner.train(spec, log_path)
-        if not os.path.exists(out) and runner.stopping.is_set():
+        if not os.path.exists(out) and (runner.stopping.is_set() or code in STOPPED_EXIT_CODES):
+            if code in STOPPED_EXIT_CODES and not runner.stopping.is_set():
+                print(f"{label} seed {seed}: stopped from outside (exit {code}); recording it from its best "
+                      "epoch so far", flush=True)
             if not runner.finalize(spec, log_path):
                 outcome[(label, seed)] = "stopped"
                 print(f"{label} seed {seed}: stopped before its first epoch was saved (nothing recorded)", flush=True)
@@ -574,6 +581,10 @@ def main(argv=None):
     return run_cli(_main, argv)
 
 
+def _stop_as_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _child_main(argv):
     """The child modes: ``--one SPEC`` trains one run, ``--finalize-one SPEC`` records a stopped one."""
     # A comparison started in the background of a script inherits SIGINT ignored, and so would its
@@ -581,7 +592,13 @@ def _child_main(argv):
     signal.signal(signal.SIGINT, signal.default_int_handler)
     mode, spec = argv[0], json.loads(argv[1])
     if mode == "--one":
-        return 0 if run_one(spec) else 1
+        # SIGTERM (kill, a scheduler) stops a run as Ctrl-C does: the trainer keeps its .last.pth
+        signal.signal(signal.SIGTERM, _stop_as_interrupt)
+        try:
+            return 0 if run_one(spec) else 1
+        except KeyboardInterrupt:  # the trainer has kept its .last.pth and said so in the log
+            print("STOPPED by a signal before the run finished", flush=True)
+            return STOPPED_EXIT
     return 0 if finalize_interrupted(spec, spec["log"]) else 1
 
 

@@ -290,3 +290,47 @@ def test_an_epoch_saved_but_not_yet_reported_still_has_its_score():
            "INFO  epoch 1 evaluating [time: 0.9s, valid_score: 0.070512]\n")  # stopped before PROGRESS 1
     assert compare.epoch_scores(log) == {0: 0.0636, 1: 0.070512}
     assert compare.log_curve(log) == ([0.0636, 0.070512], [3.5])
+
+
+def test_a_run_stopped_from_outside_is_recorded_and_continued(setting, tmp_path, monkeypatch, capsys):
+    """A run's own process stopped by SIGTERM (kill, a scheduler), not by the time budget: the
+    comparison records it from its best epoch (status interrupted, not failed) and the same command
+    continues it from its .last.pth."""
+    import signal
+    import threading
+    import time
+
+    import yaml
+
+    args, results = setting
+    config = [a for a in args if a.startswith("--config_files=")][0].split("=", 1)[1]
+    six = tmp_path / "six_epochs.yaml"
+    six.write_text(yaml.safe_dump({**yaml.safe_load(open(config)), "epochs": 6, "stopping_step": 100,
+                                   "train_batch_size": 2}))
+    args = [a if not a.startswith("--config_files=") else f"--config_files={six}" for a in args]
+    log = results / "runs" / "tiny" / "BPR__seed5.log"
+
+    class KilledAfterTwoEpochs(compare.Runner):
+        def train(self, spec, log_path):
+            def kill_when_two_epochs_are_done():
+                while not (log.exists() and "PROGRESS epoch 1 " in log.read_text()):
+                    time.sleep(0.02)
+                with self.lock:
+                    for proc in self.procs.values():
+                        proc.send_signal(signal.SIGTERM)
+
+            threading.Thread(target=kill_when_two_epochs_are_done, daemon=True).start()
+            return super().train(spec, log_path)
+
+    monkeypatch.setattr(compare, "Runner", KilledAfterTwoEpochs)
+    assert compare.main(args) == 0
+    assert "stopped from outside (exit 130)" in capsys.readouterr().out
+    stopped = _runs(results)["BPR__seed5"]
+    assert stopped["status"] == "interrupted" and 2 <= stopped["n_epochs"] < 6
+    assert "Traceback" not in log.read_text()
+
+    monkeypatch.setattr(compare, "Runner", KilledAfterTwoEpochs.__base__)
+    assert compare.main(args) == 0
+    continued = _runs(results)["BPR__seed5"]
+    assert continued["status"] == "ok" and continued["resumed_at_epoch"] == stopped["n_epochs"]
+    assert continued["n_epochs"] == 6
