@@ -170,19 +170,24 @@ def test_parallel_jobs_give_the_same_runs_as_one_at_a_time(setting, tmp_path):
         assert record["hardware"].startswith("CPU ")
 
 
-def test_a_time_budget_stops_records_and_the_same_command_continues(setting, tmp_path, monkeypatch, capsys):
-    """At the deadline every run is stopped, recorded from its best epoch so far (status interrupted)
-    and keeps its .last.pth; the same command then continues it to the end an uninterrupted run reaches."""
+def _six_long_epochs(setting, tmp_path):
+    """The setting with six epochs and no early stop, in batches of 2: epochs long enough (about 120
+    iterations) for a stop to land while the run trains. Returns (args, results, the run's log)."""
     import yaml
 
     args, results = setting
     config = [a for a in args if a.startswith("--config_files=")][0].split("=", 1)[1]
     six = tmp_path / "six_epochs.yaml"
-    # batches of 2: epochs long enough (about 120 iterations) for the stop to land while the run trains
     six.write_text(yaml.safe_dump({**yaml.safe_load(open(config)), "epochs": 6, "stopping_step": 100,
                                    "train_batch_size": 2}))
     args = [a if not a.startswith("--config_files=") else f"--config_files={six}" for a in args]
-    log = results / "runs" / "tiny" / "BPR__seed5.log"
+    return args, results, results / "runs" / "tiny" / "BPR__seed5.log"
+
+
+def test_a_time_budget_stops_records_and_the_same_command_continues(setting, tmp_path, monkeypatch, capsys):
+    """At the deadline every run is stopped, recorded from its best epoch so far (status interrupted)
+    and keeps its .last.pth; the same command then continues it to the end an uninterrupted run reaches."""
+    args, results, log = _six_long_epochs(setting, tmp_path)
 
     class AfterTwoEpochs(compare.Runner):
         """The budget runs out once the run has finished its second epoch (a deterministic deadline)."""
@@ -300,15 +305,7 @@ def test_a_run_stopped_from_outside_is_recorded_and_continued(setting, tmp_path,
     import threading
     import time
 
-    import yaml
-
-    args, results = setting
-    config = [a for a in args if a.startswith("--config_files=")][0].split("=", 1)[1]
-    six = tmp_path / "six_epochs.yaml"
-    six.write_text(yaml.safe_dump({**yaml.safe_load(open(config)), "epochs": 6, "stopping_step": 100,
-                                   "train_batch_size": 2}))
-    args = [a if not a.startswith("--config_files=") else f"--config_files={six}" for a in args]
-    log = results / "runs" / "tiny" / "BPR__seed5.log"
+    args, results, log = _six_long_epochs(setting, tmp_path)
 
     class KilledAfterTwoEpochs(compare.Runner):
         def train(self, spec, log_path):
