@@ -7,7 +7,9 @@ beside the target), so it can never be a file of the user's.
 """
 
 import os
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 
 
@@ -39,3 +41,33 @@ def atomic_file(path, mode="wb", **open_kwargs):
     finally:
         if os.path.lexists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def signals_held(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Hold Ctrl-C and SIGTERM until the block has ended, then deliver them as they would have been.
+
+    For writes that must not be cut: torch.save's zip writer turns a KeyboardInterrupt in mid-write
+    into ``RuntimeError: ... unexpected pos``, so a run stopped while saving a checkpoint would exit
+    with that error (and a cache write would swallow the stop as a failed write). Held, the write
+    completes and the stop then happens as usual. Signals can only be caught in the main thread;
+    elsewhere the block runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending = []
+    previous = {signum: signal.getsignal(signum) for signum in signums}
+    for signum in signums:
+        signal.signal(signum, lambda received, frame: pending.append(received))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in pending:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), signum)

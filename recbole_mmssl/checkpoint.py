@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from recbole.utils import set_color
 
-from recbole_mmssl.atomic_write import atomic_file
+from recbole_mmssl.atomic_write import atomic_file, signals_held
 from recbole_mmssl.checkpoint_digest import digest_mismatch, state_digest
 from recbole_mmssl.data.errors import DataError
 
@@ -155,8 +155,9 @@ def _as_tuples(value):
 
 def atomic_save(state, path):
     """Write ``state`` with its integrity digest to a temporary name, then rename: a crash or a full
-    disk never leaves a truncated checkpoint, nor a temporary file."""
-    with atomic_file(path) as f:
+    disk never leaves a truncated checkpoint, nor a temporary file; a Ctrl-C or SIGTERM during the
+    write stops the program once the file is complete (see atomic_write.signals_held)."""
+    with signals_held(), atomic_file(path) as f:
         torch.save({**state, "digest": state_digest(state)}, f)
 
 

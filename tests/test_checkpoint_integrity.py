@@ -81,3 +81,42 @@ def test_load_best_model_refuses_a_damaged_checkpoint(trained, monkeypatch):
         trainer.evaluate(test_data, load_best_model=True, model_file=str(damaged))
     assert trainer.evaluate(test_data, load_best_model=True, model_file=best)  # the intact one loads
     assert last_checkpoint_path(best) != best
+
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_a_stop_during_a_checkpoint_write_stops_after_the_file_is_whole(trained, tmp_path, monkeypatch, signum):
+    """Ctrl-C or SIGTERM arriving while torch.save writes is held until the file is complete, then
+    stops the program as it would have (torch's zip writer would otherwise turn it into a
+    RuntimeError and exit 1, as a run stopped in mid-save once did)."""
+    import os
+    import signal
+
+    from recbole_mmssl import checkpoint
+
+    _, saved, _ = trained
+    state = load_checkpoint(saved)
+    state.pop("digest", None)
+    received = []
+
+    def stop(received_signum, frame):
+        received.append(received_signum)
+        raise KeyboardInterrupt(f"stopped by {signum}")
+
+    real_save = torch.save
+
+    def interrupted_save(obj, f):
+        os.kill(os.getpid(), getattr(signal, signum))  # lands in the middle of the write
+        real_save(obj, f)
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    previous = signal.signal(getattr(signal, signum), stop)
+    path = tmp_path / "run.last.pth"
+    try:
+        with pytest.raises(KeyboardInterrupt, match=f"stopped by {signum}"):
+            checkpoint.atomic_save(state, path)
+    finally:
+        signal.signal(getattr(signal, signum), previous)
+    assert received == [getattr(signal, signum)]
+    assert load_checkpoint(str(path))["epoch"] == state["epoch"]  # whole, digest verified
+    assert [p.name for p in tmp_path.iterdir()] == ["run.last.pth"]  # no temporary file left

@@ -17,7 +17,7 @@ from logging import getLogger
 
 import torch
 
-from recbole_mmssl.atomic_write import atomic_file
+from recbole_mmssl.atomic_write import atomic_file, signals_held
 from recbole_mmssl.data.atomic_io import read_feature_file
 
 CACHE_VERSION = 1
@@ -85,7 +85,7 @@ def save_keyed_cache(cache_path, blob, what):
     which cache and what, for the warning. Shared by every cache of the plugin.
     """
     try:
-        with atomic_file(cache_path) as f:
+        with signals_held(), atomic_file(cache_path) as f:  # a stop in mid-write is a stop, not a failed write
             torch.save(blob, f)
     except (OSError, RuntimeError) as exc:  # torch reports some write failures as RuntimeError
         getLogger().warning(f"Could not write {what.format(path=cache_path, error=exc)}.")
