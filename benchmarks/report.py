@@ -176,25 +176,36 @@ def metric_name(metric):
     return f"{name}@{k}" if k else name
 
 
-def tuning_notes(dataset, labels, summary_path=None):
+def tuning_notes(dataset, labels, summary_path=None, ablation_path=None):
     """Per label, how its values were chosen: the tuning budget of benchmarks/tune.py when the label is
-    the tuned spec in ``results/tuning/<dataset>/summary.json``, ``defaults`` for a bare model name,
-    ``set by hand`` for other overrides."""
-    summary_path = summary_path or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                                "results", "tuning", dataset, "summary.json")
-    summary = {}
+    the tuned spec in ``results/tuning/<dataset>/summary.json``; the ablation when it is one of the
+    settings of ``results/<dataset>_ablation.json`` (MMSSL's tuning: benchmarks/ablation.py); else
+    ``defaults`` for a bare model name and ``set by hand`` for other overrides."""
+    results = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results")
+    summary_path = summary_path or os.path.join(results, "tuning", dataset, "summary.json")
+    ablation_path = ablation_path or os.path.join(results, f"{dataset}_ablation.json")
+    summary, ablation = {}, {"rows": []}
     if os.path.isfile(summary_path):
         with open(summary_path) as f:
             summary = json.load(f)
+    if os.path.isfile(ablation_path):
+        with open(ablation_path) as f:
+            ablation = json.load(f)
     by_spec = {entry["spec"]: entry for entry in summary.values()}
+    ablated = {label for row in ablation["rows"] for label in row["labels"]}
     notes = {}
     for label in labels:
         base = label[: -len(INTERRUPTED)] if label.endswith(INTERRUPTED) else label
         entry = by_spec.get(base)
         if entry:
             notes[label] = f"{entry['finished']}/{entry['budget']} trials, `{entry['space_file']}`"
+        elif ":" not in base:
+            notes[label] = "defaults"
+        elif base in ablated:
+            notes[label] = (f"ablation, {len(ablation['rows'])} settings (seed {ablation['seed']}), "
+                            f"`results/{os.path.basename(ablation_path)[:-len('.json')]}.md`")
         else:
-            notes[label] = "defaults" if ":" not in base else "set by hand"
+            notes[label] = "set by hand"
     return notes
 
 
