@@ -15,7 +15,8 @@ import socket
 
 import yaml
 
-from recbole_mmssl.config import CHECKS, Config
+from recbole_mmssl.config import Config
+from recbole_mmssl.config_rules import CHECKS
 from recbole_mmssl.data.errors import ConfigError, DataError, UsageError, read_utf8_text
 from recbole_mmssl.quick_start import preflight
 
