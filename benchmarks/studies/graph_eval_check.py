@@ -1,6 +1,6 @@
 """Do MMSSL's modality graphs help or hurt at evaluation? One checkpoint, three graph states.
 
-    python benchmarks/graph_eval_check.py --checkpoint=saved/MMSSL-<time>.pth [--data_path=DIR]
+    python benchmarks/studies/graph_eval_check.py --checkpoint=saved/MMSSL-<time>.pth [--data_path=DIR]
 
 A ``paper`` model evaluates with whatever modality graphs its last training batches left.
 This re-evaluates one trained checkpoint on validation (never test) with
@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
 
@@ -95,7 +95,7 @@ def main(argv=None):
     with open(args.out + ".json", "w") as f:
         json.dump({"checkpoint": args.checkpoint, "epoch": int(state["epoch"]), "rows": rows}, f, indent=1)
     lines = [f"# MMSSL ({config['variant']}) validation with three modality-graph states", "",
-             f"`python benchmarks/graph_eval_check.py --checkpoint=...` on the checkpoint of epoch {int(state['epoch'])} "
+             f"`python benchmarks/studies/graph_eval_check.py --checkpoint=...` on the checkpoint of epoch {int(state['epoch'])} "
              f"of the run described in the README (TikTok image + audio, RecBole full ranking, validation only).", "",
              "| graphs | valid Recall@20 | valid NDCG@20 | users with edges |", "|---|---|---|---|"]
     for row in rows:

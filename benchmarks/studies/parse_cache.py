@@ -1,6 +1,6 @@
 """Benchmark: first (parse) vs second (parse cache) load of modality features by MultimodalDataset.
 
-    python benchmarks/parse_cache.py [--out results] [--work DIR] [--skip-recbole]
+    python benchmarks/studies/parse_cache.py [--out results] [--work DIR] [--skip-recbole]
 
 Cases: TikTok converted from ../shared/data/tiktok (6,710 x 128, image + audio), and a synthetic
 7,050 x 4,096 float32 feature file (Amazon image size) with random interactions. Each load runs in
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
 SYNTH = (7050, 4096)
 
@@ -162,7 +162,7 @@ def write_report(results, out):
         f"Python {results['python']}, numpy {results['numpy']}, torch {results['torch']}; load "
         f"average {results['load_average_at_start']:.1f} at the start (other jobs share the CPUs, "
         f"so absolute seconds vary by up to 2x between runs; the ratios are the point).",
-        "Command: `python benchmarks/parse_cache.py`. Each load is a fresh process constructing "
+        "Command: `python benchmarks/studies/parse_cache.py`. Each load is a fresh process constructing "
         "`MultimodalDataset`: 'dataset' is the whole constructor (RecBole's interaction loading "
         "included), 'features' the feature files alone (parse or cache). Imports are excluded. "
         "Peak RSS is the process's peak during the load (VmHWM reset after imports); 'before' is "

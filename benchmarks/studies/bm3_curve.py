@@ -1,7 +1,7 @@
 """Why do some BM3 runs stop at epoch 1-4? Per-epoch validation score next to how popularity-bound
 and how collapsed the model's recommendations are.
 
-    python benchmarks/bm3_curve.py --dataset=tiktok --data_path=DIR --seeds=2022,2023 --epochs=40
+    python benchmarks/studies/bm3_curve.py --dataset=tiktok --data_path=DIR --seeds=2022,2023 --epochs=40
 
 BM3 (Zhou et al., WWW 2023) trains without negative samples: only the predictor, the stop-gradient
 and the dropout targets keep its representations from collapsing. This trains BM3 with its property
@@ -26,7 +26,7 @@ import sys
 import numpy as np
 import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
 TOPK = 20
@@ -111,7 +111,7 @@ def write(out, runs, args):
     with open(out + ".json", "w") as f:
         json.dump({"model": args.model, "dataset": args.dataset, "runs": runs}, f, indent=1)
     lines = [f"# {args.model} on {args.dataset}: validation Recall@20, popularity share and user collapse per epoch",
-             "", "`python benchmarks/bm3_curve.py " + " ".join(sys.argv[1:]) + "`", "",
+             "", "`python benchmarks/studies/bm3_curve.py " + " ".join(sys.argv[1:]) + "`", "",
              f"pop_share: share of the top-{TOPK} lists in the {POPULAR} most popular training items; user_cos: "
              "mean cosine of the user vectors to their mean (1 = one list for everyone); pop valid: Recall@20 "
              "of ranking by training popularity.", ""]

@@ -10,8 +10,8 @@ Times, in the same run and on the same inputs:
     (forward + backward), which calibrates ``use_gram_for_penalty``.
 Medians of several repeats; writes results/critic_speed.{json,md}.
 
-    python benchmarks/critic_speed.py            # TikTok sizes, real TikTok degrees if present
-    python benchmarks/critic_speed.py --repeats 5 --skip-sports
+    python benchmarks/studies/critic_speed.py            # TikTok sizes, real TikTok degrees if present
+    python benchmarks/studies/critic_speed.py --repeats 5 --skip-sports
 """
 
 import argparse
@@ -36,7 +36,7 @@ from recbole_mmssl.model.mmssl.critic import (
     use_gram_for_penalty,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TIKTOK = REPO.parent / "shared" / "data" / "tiktok" / "train.json"
 
 
@@ -216,7 +216,7 @@ def write_markdown(result, path):
         f"float32, CPU ({result['machine']}, torch {result['torch']}, {result['threads']} torch thread(s)). "
         f"Batch rows: {result['rows_source']}, {result['nnz']} training entries. "
         f"Median of {result['repeats']} repeats after one warm-up, dense and fast in the same run "
-        f"(`python benchmarks/critic_speed.py`, {result['wall_seconds']:.0f} s in all).",
+        f"(`python benchmarks/studies/critic_speed.py`, {result['wall_seconds']:.0f} s in all).",
         "",
         "CPU = this process's CPU time (with one thread: the time on a core of its own); wall = wall "
         "clock, which on this shared machine also counts other users' processes.",
