@@ -166,3 +166,23 @@ def test_interactions_only_folder_with_requested_modalities_says_what_runs_on_it
     with pytest.raises(DataError, match=r"(?s)data/baby: no modality feature file .*baby holds interactions only.*"
                                         r"fix: convert a source with features.*--model=LightGCN\) run on this"):
         MultimodalDataset(recbole_config(tmp_path / "data", "baby", modalities=["image", "text"]))
+
+
+def test_the_dataset_hands_models_device_tensors_and_cached_knn_graphs(toy):
+    """What a multimodal model gets from the dataset: its features and masks as tensors on the model's
+    device, and each modality's k-NN graph, built once and cached beside the feature files."""
+    from recbole_mmssl.data.knn import cosine_topk
+
+    data_path, image, _ = toy
+    ds = MultimodalDataset(recbole_config(data_path, "toy"))
+    names, feats, masks = ds.modality_tensors(torch.device("cpu"))
+    assert names == ["audio", "image"]
+    assert torch.equal(feats["image"], ds.modality_features["image"]) and masks["image"].dtype == torch.bool
+    rows, cols, cosine = ds.modality_knn("image", 2, torch.device("cpu"))
+    expected = cosine_topk(feats["image"], masks["image"], 2)
+    assert all(torch.equal(a, b) for a, b in zip((rows, cols, cosine), expected))
+    assert (data_path / "toy" / ".toy.image_feat.knn2.pt").is_file()
+
+    empty = MultimodalDataset(recbole_config(data_path, "toy", modalities=[]))
+    with pytest.raises(DataError, match="has 0 modality feature file"):
+        empty.modality_tensors(torch.device("cpu"))

@@ -1,14 +1,15 @@
-"""k-NN item graphs (recbole_mmssl.model.common.knn): brute-force equality, masks, chunks, normalisation, cache."""
+"""k-NN item graphs (recbole_mmssl.data.knn builds and caches them, recbole_mmssl.model.common.knn normalises
+and multiplies): brute-force equality, masks, chunks, normalisation, cache, and the dataset handing them over."""
 
 import logging
 import os
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from recbole_mmssl.model.common import knn
+from recbole_mmssl.data import knn
+from recbole_mmssl.model.common import knn as graph_maths
 
 K = 4
 
@@ -100,7 +101,7 @@ def test_row_degree_normalisation_is_the_dense_formula_with_duplicates_summed():
     degree = dense.sum(1)
     scale = torch.where(degree > 0, degree.clamp_min(1e-30).rsqrt(), torch.zeros(4))
     expected = scale[:, None] * dense * scale[None, :]
-    got = knn.sparse_graph(rows, cols, knn.row_degree_normalized(rows, cols, values, 4), 4).to_dense()
+    got = graph_maths.sparse_graph(rows, cols, graph_maths.row_degree_normalized(rows, cols, values, 4), 4).to_dense()
     assert torch.allclose(got, expected)
     assert (got[3] == 0).all() and (got[:, 3] == 0).all()
 
@@ -110,9 +111,9 @@ def test_pair_cosine_and_edge_product_are_differentiable_dense_equivalents():
     feats = torch.randn(12, 6, generator=gen, requires_grad=True)
     x = torch.randn(12, 3, generator=gen, requires_grad=True)
     rows, cols, cosine = knn.cosine_topk(feats.detach(), torch.ones(12, dtype=torch.bool), 3)
-    values = knn.pair_cosine(feats, rows, cols)
+    values = graph_maths.pair_cosine(feats, rows, cols)
     assert torch.allclose(values.detach(), cosine, atol=1e-6)
-    out = knn.edge_product(rows, cols, values, x)
+    out = graph_maths.edge_product(rows, cols, values, x)
     out.pow(2).sum().backward()
     grads = feats.grad.clone(), x.grad.clone()
     feats.grad, x.grad = None, None
@@ -141,48 +142,46 @@ def counted(monkeypatch):
 
 
 def test_cache_is_hit_then_invalidated_by_features_mask_and_k(tmp_path, counted):
-    dataset = SimpleNamespace(dataset_path=str(tmp_path), dataset_name="tiny")
     x = integer_features()
     mask = torch.ones(len(x), dtype=torch.bool)
     mask[0] = False
-    first = knn.modality_knn(dataset, "image", x, mask, K)
+    first = knn.cached_knn(str(tmp_path), "tiny", "image", x, mask, K)
     path = tmp_path / ".tiny.image_feat.knn4.pt"
     assert path.is_file() and counted == [K]
-    again = knn.modality_knn(dataset, "image", x, mask, K)
+    again = knn.cached_knn(str(tmp_path), "tiny", "image", x, mask, K)
     assert counted == [K]  # hit
     assert all(torch.equal(a, b) for a, b in zip(first, again))
     assert list(torch.load(path, weights_only=True)) >= ["version", "digest", "k", "shape", "rows", "cols", "cosine"]
 
     changed = x.clone()
     changed[5, 0] += 1.0
-    rebuilt = knn.modality_knn(dataset, "image", changed, mask, K)
+    rebuilt = knn.cached_knn(str(tmp_path), "tiny", "image", changed, mask, K)
     assert len(counted) == 2  # features changed: miss, file rewritten
     assert as_neighbours(*rebuilt[:2]) == brute_force(changed, mask, K)
-    knn.modality_knn(dataset, "image", changed, mask, K)
+    knn.cached_knn(str(tmp_path), "tiny", "image", changed, mask, K)
     assert len(counted) == 2
 
     fewer = mask.clone()
     fewer[9] = False
-    knn.modality_knn(dataset, "image", changed, fewer, K)
+    knn.cached_knn(str(tmp_path), "tiny", "image", changed, fewer, K)
     assert len(counted) == 3  # mask changed: miss
-    knn.modality_knn(dataset, "image", changed, fewer, K + 1)
+    knn.cached_knn(str(tmp_path), "tiny", "image", changed, fewer, K + 1)
     assert counted[-1] == K + 1 and (tmp_path / ".tiny.image_feat.knn5.pt").is_file()  # k changed: miss
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]  # atomic: no temporary left
 
 
 def test_cache_off_writes_nothing_and_a_broken_cache_is_rebuilt(tmp_path, counted, caplog):
-    dataset = SimpleNamespace(dataset_path=str(tmp_path), dataset_name="tiny")
     x = integer_features()
     mask = torch.ones(len(x), dtype=torch.bool)
-    knn.modality_knn(dataset, "text", x, mask, K, use_cache=False)
-    knn.modality_knn(dataset, "text", x, mask, K, use_cache=False)
+    knn.cached_knn(str(tmp_path), "tiny", "text", x, mask, K, use_cache=False)
+    knn.cached_knn(str(tmp_path), "tiny", "text", x, mask, K, use_cache=False)
     assert counted == [K, K] and not os.listdir(tmp_path)
 
     path = tmp_path / ".tiny.text_feat.knn4.pt"
     path.write_bytes(b"not a torch file")
     with caplog.at_level(logging.WARNING):
-        rows, cols, _ = knn.modality_knn(dataset, "text", x, mask, K)
+        rows, cols, _ = knn.cached_knn(str(tmp_path), "tiny", "text", x, mask, K)
     assert "Ignoring unreadable k-NN cache" in caplog.text and len(counted) == 3
     assert as_neighbours(rows, cols) == brute_force(x, mask, K)
-    knn.modality_knn(dataset, "text", x, mask, K)
+    knn.cached_knn(str(tmp_path), "tiny", "text", x, mask, K)
     assert len(counted) == 3  # the rebuilt file is valid

@@ -26,6 +26,7 @@ from recbole_mmssl.data.atomic_check import check_atomic_files
 from recbole_mmssl.data.atomic_io import FEATURE_SUFFIX, feature_file_name
 from recbole_mmssl.data.cache import load_feature_file
 from recbole_mmssl.data.errors import DataError, shown
+from recbole_mmssl.data.knn import cached_knn
 from recbole_mmssl.data.prepare import ensure_prepared  # noqa: F401  (re-exported for quick_start)
 
 PREPARE_HINT = ("convert a source with features (`python -m recbole_mmssl.data.convert hkuds|mmrec "
@@ -200,11 +201,35 @@ class ModalityFeatures:
         return aligned, mask
 
 
-class MultimodalDataset(ModalityFeatures, Dataset):
+class ModelInputs:
+    """What a dataset hands a multimodal model: its features as device tensors and the k-NN graphs of
+    them (built once and cached beside the feature files), so that models read no files."""
+
+    def modality_tensors(self, device):
+        """(names, features, masks) on ``device``: per modality a float32 (n_items, dim) tensor and a bool
+        (n_items,) mask. Row 0 is RecBole's padding item (zeros, mask False); a False mask marks an
+        item without a feature row (``allow_missing_features``), which models keep out of anything
+        learned from features."""
+        require_modalities(self)
+        names = list(self.modality_names)
+        features = {n: self.modality_features[n].float().to(device) for n in names}
+        masks = {n: self.modality_masks[n].to(device).bool() for n in names}
+        return names, features, masks
+
+    def modality_knn(self, modality, k, device, use_cache=True, chunk_rows=None):
+        """Edge list (rows, cols, cosine) of the k-NN item graph of one modality's raw features, computed
+        on ``device`` (recbole_mmssl.data.knn: the neighbour rule and the cache)."""
+        features = self.modality_features[modality].float().to(device)
+        mask = self.modality_masks[modality].to(device).bool()
+        return cached_knn(self.dataset_path, self.dataset_name, modality, features, mask, k,
+                          use_cache=use_cache, chunk_rows=chunk_rows)
+
+
+class MultimodalDataset(ModelInputs, ModalityFeatures, Dataset):
     """RecBole Dataset plus aligned dense modality features (see the module docstring)."""
 
 
-class MultimodalSequentialDataset(ModalityFeatures, SequentialDataset):
+class MultimodalSequentialDataset(ModelInputs, ModalityFeatures, SequentialDataset):
     """RecBole SequentialDataset plus aligned dense modality features, for sequential models.
 
     An item of a validation or test row counts as seen in training when it occurs anywhere in the

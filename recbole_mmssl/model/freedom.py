@@ -13,8 +13,8 @@ from torch import nn
 
 from recbole_mmssl.model.common.encoders import ModalityProjection
 from recbole_mmssl.model.common.graph_ops import propagate, user_item_adjacency
-from recbole_mmssl.model.common.inputs import modality_features, training_pairs
-from recbole_mmssl.model.common.knn import modality_knn, row_degree_normalized, sparse_graph
+from recbole_mmssl.model.common.inputs import modality_features, modality_knn, training_pairs
+from recbole_mmssl.model.common.knn import row_degree_normalized, sparse_graph
 from recbole_mmssl.model.common.lightgcn import lightgcn_propagate, split_users_items
 from recbole_mmssl.model.common.losses import bpr_loss
 from recbole_mmssl.model.common.scoring import DotProductScores
@@ -105,7 +105,7 @@ class FREEDOM(DotProductScores, GeneralRecommender):
         for name, weight in zip(names, self.graph_weights):
             if weight == 0.0:
                 continue
-            r, c, _ = modality_knn(dataset, name, features[name], masks[name], self.knn_k, use_cache)
+            r, c, _ = modality_knn(dataset, name, self.knn_k, self.device, use_cache)
             rows.append(r)
             cols.append(c)
             ones = torch.ones(r.shape[0], device=r.device)

@@ -14,10 +14,9 @@ from torch import nn
 
 from recbole_mmssl.model.common.encoders import ModalityProjection
 from recbole_mmssl.model.common.graph_ops import bipartite_edges, mean_normalized, propagate, user_item_adjacency
-from recbole_mmssl.model.common.inputs import modality_features, training_pairs
-from recbole_mmssl.model.common.knn import (
-    cosine_topk, edge_product, modality_knn, pair_cosine, row_degree_normalized, sparse_graph,
-)
+from recbole_mmssl.data.knn import cosine_topk
+from recbole_mmssl.model.common.inputs import modality_features, modality_knn, training_pairs
+from recbole_mmssl.model.common.knn import edge_product, pair_cosine, row_degree_normalized, sparse_graph
 from recbole_mmssl.model.common.lightgcn import lightgcn_propagate, split_users_items
 from recbole_mmssl.model.common.losses import bpr_loss, half_squared_norm
 from recbole_mmssl.model.common.scoring import DotProductScores
@@ -105,7 +104,7 @@ class LATTICE(DotProductScores, GeneralRecommender):
         use_cache = config["feature_cache"] is not False
         self.frozen_graphs = []  # per modality (rows, cols, normalised cosine): data, not state
         for name in names:
-            rows, cols, cosine = modality_knn(dataset, name, features[name], masks[name], self.knn_k, use_cache)
+            rows, cols, cosine = modality_knn(dataset, name, self.knn_k, self.device, use_cache)
             self.frozen_graphs.append((rows, cols, row_degree_normalized(rows, cols, cosine, self.n_items)))
         self._epoch_started = True
         self._item_graph = None  # this epoch's graph, detached, as a COO tensor

@@ -1,7 +1,9 @@
-"""What every multimodal model reads from a MultimodalDataset: training pairs and modality features.
+"""What every multimodal model reads from its dataset: training pairs, modality features, k-NN graphs.
 
-Models never read files (design.md: data flows one way); these helpers turn the dataset's arrays into
-device tensors once, with RecBole's padding item 0 kept as a row so internal ids index directly.
+Models never read files (design.md: data flows one way): the dataset hands them device tensors
+(``recbole_mmssl.data.dataset.ModelInputs``), with RecBole's padding item 0 kept as a row so internal
+ids index directly; these helpers are the one place a model asks, and say what to do when the
+dataset has no modalities.
 """
 
 import numpy as np
@@ -21,14 +23,17 @@ def training_pairs(dataset, device):
     return users, items, train
 
 
-def modality_features(dataset, device, n_min=1):
-    """(names, features, masks): per modality a float32 (n_items, dim) tensor and a bool (n_items,) mask.
+def modality_features(dataset, device):
+    """(names, features, masks) of a MultimodalDataset on ``device`` (``ModelInputs.modality_tensors``);
+    a DataError naming the fix for a dataset without modalities."""
+    return _multimodal(dataset).modality_tensors(device)
 
-    Row 0 is RecBole's padding item (zeros, mask False). A False mask marks an item without a feature
-    row (``allow_missing_features``): models must keep such rows out of anything learned from features.
-    """
-    require_modalities(dataset, n_min=n_min)
-    names = list(dataset.modality_names)
-    features = {n: dataset.modality_features[n].float().to(device) for n in names}
-    masks = {n: dataset.modality_masks[n].to(device).bool() for n in names}
-    return names, features, masks
+
+def modality_knn(dataset, modality, k, device, use_cache=True):
+    """The k-NN edge list (rows, cols, cosine) of one modality's raw features (``ModelInputs.modality_knn``)."""
+    return _multimodal(dataset).modality_knn(modality, k, device, use_cache=use_cache)
+
+
+def _multimodal(dataset):
+    require_modalities(dataset)  # a plain RecBole Dataset, or one without feature files: the error and its fix
+    return dataset

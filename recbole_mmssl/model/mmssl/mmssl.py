@@ -25,11 +25,10 @@ import torch.nn.functional as F
 from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType
 
-from recbole_mmssl.data.dataset import require_modalities
 from recbole_mmssl.model.mmssl import critic as critic_ops
 from recbole_mmssl.model.common.dropout import IntMaskDropout
 from recbole_mmssl.model.mmssl.graphs import ModalityGraphs
-from recbole_mmssl.model.common.inputs import training_pairs
+from recbole_mmssl.model.common.inputs import modality_features, training_pairs
 from recbole_mmssl.model.common.graph_ops import bipartite_graphs, propagate
 from recbole_mmssl.model.common.losses import bpr_loss, half_squared_norm, info_nce
 from recbole_mmssl.model.mmssl.attention import ATTENTIONS, layer_softmax_gnn
@@ -139,9 +138,9 @@ class MMSSL(GeneralRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.resolve_config(config)
-        require_modalities(dataset, n_min=1)
+        names, features, masks = modality_features(dataset, self.device)
         self._read_config(config)
-        self.modality_names = self._select_modalities(dataset.modality_names, config["max_modalities"])
+        self.modality_names = self._select_modalities(names, config["max_modalities"])
         self.n_real_items = self.n_items - 1  # internal item 0 is RecBole's padding
 
         users, items, self.train_csr = training_pairs(dataset, self.device)  # R binary (spec 1.1)
@@ -149,10 +148,8 @@ class MMSSL(GeneralRecommender):
         self.norm_ui, self.norm_iu = bipartite_graphs(users, items, ones, self.n_users, self.n_items)
 
         # Raw features stay plain tensors (not buffers): they are data, not state to checkpoint.
-        self.features = {n: dataset.modality_features[n].float().to(self.device) for n in self.modality_names}
-        self.feature_masks = {
-            n: dataset.modality_masks[n].to(self.device).float().unsqueeze(1) for n in self.modality_names
-        }
+        self.features = {n: features[n] for n in self.modality_names}
+        self.feature_masks = {n: masks[n].float().unsqueeze(1) for n in self.modality_names}
 
         d = self.embedding_size
         self.user_embedding = nn.Embedding(self.n_users, d)
