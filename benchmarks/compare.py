@@ -37,7 +37,7 @@ sys.path.insert(0, REPO)
 import recbole_mmssl  # noqa: E402,F401  (thread wait settings before numpy/torch load: recbole_mmssl/threads.py)
 from benchmarks.report import cpu_name, metric_name, write_reports  # noqa: E402
 from recbole_mmssl.cli import ArgumentParser, check_output_folder, run_cli  # noqa: E402
-from recbole_mmssl.data.errors import UsageError, UserError  # noqa: E402
+from recbole_mmssl.errors import UsageError, UserError  # noqa: E402
 
 #: Seconds a stopped run gets to save and exit after SIGINT before it is killed.
 STOP_GRACE_S = 60

@@ -83,7 +83,7 @@ def parse_args(argv):
 
 def compare_specs(summary_path, models=None):
     """The tuned models' compare specs (``Model:key=value;...``), in ``models``' order when given."""
-    from recbole_mmssl.data.errors import DataError
+    from recbole_mmssl.errors import DataError
 
     if not os.path.isfile(summary_path):
         raise DataError(summary_path, "no tuning summary", "run benchmarks/tune.py for this dataset first")
@@ -99,7 +99,7 @@ def compare_specs(summary_path, models=None):
 def tune_model(model, args, log=print):
     """Search one model; returns its summary entry."""
     from recbole_mmssl import tuning
-    from recbole_mmssl.data.errors import DataError
+    from recbole_mmssl.errors import DataError
     from recbole_mmssl.hyper_space import check_values, read_space
     from recbole_mmssl.quick_start import preflight
 

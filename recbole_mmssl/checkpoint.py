@@ -40,7 +40,7 @@ from recbole.utils import set_color
 
 from recbole_mmssl.atomic_write import atomic_file, signals_held
 from recbole_mmssl.checkpoint_digest import digest_mismatch, state_digest
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 
 FORMAT_VERSION = 1
 

@@ -3,7 +3,7 @@
 ``run_cli(main, argv)`` runs a command's ``main`` and turns what the user can fix into two lines and
 an exit code, never a traceback:
 
-* a :class:`~recbole_mmssl.data.errors.UserError` (bad file, key, value, checkpoint, command line):
+* a :class:`~recbole_mmssl.errors.UserError` (bad file, key, value, checkpoint, command line):
   ``error: <file or key>: <problem>`` and ``fix: <what to do>``, exit code 2;
 * an OSError about a named file (permission denied, disk full, not a directory): the same two lines;
 * Ctrl-C: exit code 130, and SIGTERM (``kill``, a scheduler ending a job) the same way with exit code
@@ -24,7 +24,7 @@ import sys
 import threading
 import traceback
 
-from recbole_mmssl.data.errors import UsageError, UserError
+from recbole_mmssl.errors import UsageError, UserError
 
 DEBUG_FLAG = "--debug"
 DEBUG_ENV = "RECBOLE_MMSSL_DEBUG"

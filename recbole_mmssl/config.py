@@ -38,7 +38,7 @@ from recbole.config import Config as RecBoleConfig
 
 from recbole_mmssl.config_rules import (CHECKS, EXTRA_KEYS, PROPERTIES_DIR, closest, is_model_name, is_number,
                                         known_keys, metric_names, model_names)
-from recbole_mmssl.data.errors import ConfigError, DataError, UsageError, read_utf8_text
+from recbole_mmssl.errors import ConfigError, DataError, UsageError, read_utf8_text
 from recbole_mmssl.registry import get_model
 
 

@@ -6,7 +6,7 @@ on the CPU, and the user would learn of it hours later from the speed.
 
 import torch
 
-from recbole_mmssl.data.errors import UsageError
+from recbole_mmssl.errors import UsageError
 
 
 def check_device(device):

@@ -26,7 +26,7 @@ import yaml
 from recbole_mmssl import compat
 from recbole_mmssl.atomic_write import atomic_file
 from recbole_mmssl.cli import ArgumentParser, check_not_an_input, check_output_folder, config_overrides, run_cli
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 from recbole_mmssl.hyper_space import ALGOS, check_algo, check_ray_address, check_search, read_space
 from recbole_mmssl.quick_start import run_recbole_mmssl
 

@@ -17,7 +17,7 @@ import yaml
 
 from recbole_mmssl.config import Config
 from recbole_mmssl.config_rules import CHECKS
-from recbole_mmssl.data.errors import ConfigError, DataError, UsageError, read_utf8_text
+from recbole_mmssl.errors import ConfigError, DataError, UsageError, read_utf8_text
 from recbole_mmssl.quick_start import preflight
 
 KINDS = {"choice": None, "uniform": 2, "loguniform": 2, "quniform": 3}  # kind -> number of values

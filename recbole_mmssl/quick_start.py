@@ -24,7 +24,7 @@ from recbole_mmssl.checkpoint import dataset_fingerprint, load_checkpoint
 from recbole_mmssl.data.atomic_check import check_atomic_files
 from recbole_mmssl import threads
 from recbole_mmssl.config import Config
-from recbole_mmssl.data.errors import ConfigError, DataError, shown
+from recbole_mmssl.errors import ConfigError, DataError, shown
 from recbole_mmssl.registry import get_model, get_trainer
 
 

@@ -29,7 +29,7 @@ from recbole_mmssl.checkpoint import dataset_fingerprint, load_checkpoint
 from recbole_mmssl.cli import ArgumentParser, check_not_an_input, check_output_file, run_cli
 from recbole_mmssl.config import Config
 from recbole_mmssl.devices import check_device
-from recbole_mmssl.data.errors import DataError, UsageError, read_utf8_text
+from recbole_mmssl.errors import DataError, UsageError, read_utf8_text
 from recbole_mmssl.registry import get_model
 
 logger = logging.getLogger(__name__)

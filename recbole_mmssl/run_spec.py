@@ -3,14 +3,14 @@
 A batch of runs (a comparison of models, a list of seeds) that fails on its fifth model hours in, or
 on a typo in one model's settings, has wasted every run before it. :func:`check_run_spec` makes, for
 one planned run and without training, the checks a run makes before it trains, and raises the
-plugin's :class:`~recbole_mmssl.data.errors.UserError` (printed by ``recbole_mmssl.cli.run_cli`` as
+plugin's :class:`~recbole_mmssl.errors.UserError` (printed by ``recbole_mmssl.cli.run_cli`` as
 ``error:`` / ``fix:`` lines) naming the spec it came from. Call it for every spec first, then run.
 """
 
 import os
 
 from recbole_mmssl.config import Config
-from recbole_mmssl.data.errors import ConfigError, DataError, UsageError
+from recbole_mmssl.errors import ConfigError, DataError, UsageError
 
 
 def parse_override(text, where):

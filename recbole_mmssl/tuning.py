@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 
 from recbole_mmssl.atomic_write import atomic_file
-from recbole_mmssl.data.errors import DataError, UserError
+from recbole_mmssl.errors import DataError, UserError
 
 SELECTION = "valid Recall@20"
 

@@ -29,7 +29,7 @@ from recbole_mmssl.checkpoint import last_checkpoint_path, load_checkpoint
 from recbole_mmssl.config import Config
 from recbole_mmssl.data import convert, features
 from recbole_mmssl.data.atomic_io import TEMP_MARKER, make_temp_dir, write_feature_file
-from recbole_mmssl.data.errors import ConfigError
+from recbole_mmssl.errors import ConfigError
 from recbole_mmssl.quick_start import run_recbole_mmssl
 from tests._data_util import features as random_features
 from tests._data_util import damage_tensors, folder_snapshot, make_hkuds, make_mmrec

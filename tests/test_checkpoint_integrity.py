@@ -7,7 +7,7 @@ import torch
 
 from recbole_mmssl import recommend
 from recbole_mmssl.checkpoint import last_checkpoint_path, load_checkpoint
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 from recbole_mmssl.quick_start import build, run_recbole_mmssl
 from tests._data_util import damage_tensors
 from tests._lead_util import tiny_config, write_tiny_dataset

@@ -3,7 +3,7 @@
 import pytest
 
 from recbole_mmssl.data.atomic_check import check_atomic_files
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 
 CONFIG = {"field_separator": "\t", "seq_separator": " ", "encoding": "utf-8", "USER_ID_FIELD": "user_id",
           "ITEM_ID_FIELD": "item_id", "load_col": None, "unload_col": None, "benchmark_filename": None,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from recbole_mmssl.data.atomic_io import format_float_rows, read_feature_file, write_feature_file
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 
 
 def _write_text(path, text):

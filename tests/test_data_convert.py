@@ -8,7 +8,7 @@ import pytest
 
 from recbole_mmssl.data.atomic_io import read_feature_file
 from recbole_mmssl.data.convert import convert, main
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 from recbole_mmssl.data.ownership import MARKER
 from tests._data_util import TRAIN, features, folder_snapshot, make_hkuds, make_mmrec
 

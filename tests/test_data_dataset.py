@@ -10,7 +10,7 @@ import torch
 from recbole_mmssl.data.atomic_io import write_feature_file, write_inter_file
 from recbole_mmssl.data.convert import convert
 from recbole_mmssl.data.dataset import MultimodalDataset, require_modalities
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 from tests._data_util import features, make_hkuds, recbole_config
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from recbole_mmssl.data.atomic_io import read_feature_file
 from recbole_mmssl.data.default_dataset import recbole_example_folder
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 from recbole_mmssl.data.features import encode_file, load_encoder, modality_of, read_text_table
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from recbole_mmssl.data.convert import convert
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 from recbole_mmssl.data.prepare import ensure_prepared
 from tests._data_util import make_hkuds, recbole_config
 

@@ -8,7 +8,7 @@ from _model_util import write_tiny_dataset
 from _peer_util import build_peer, epoch_losses, peer_config_dict
 
 from recbole_mmssl.checkpoint import last_checkpoint_path, load_checkpoint
-from recbole_mmssl.data.errors import ConfigError
+from recbole_mmssl.errors import ConfigError
 from recbole_mmssl.quick_start import build, run_recbole_mmssl
 
 LATTICE_SMALL = {"knn_k": 5, "feat_embed_dim": 8}

@@ -8,7 +8,7 @@ import torch
 
 from recbole_mmssl import recommend
 from recbole_mmssl.checkpoint import atomic_save, last_checkpoint_path, load_checkpoint
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 from recbole_mmssl.model.missrec.transfer import freeze
 from recbole_mmssl.quick_start import run_recbole_mmssl
 from tests._seq_util import build_missrec, seq_config_dict, split_rows, user_histories, write_seq_dataset

@@ -15,7 +15,7 @@ from _model_util import (
 )
 from recbole.data.interaction import Interaction
 
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 from recbole_mmssl.model.mmssl import VARIANT_PRESETS
 from recbole_mmssl.model.mmssl.attention import MultiHeadModalityAttention
 

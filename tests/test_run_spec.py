@@ -5,7 +5,7 @@ import sys
 import pytest
 import yaml
 
-from recbole_mmssl.data.errors import ConfigError, DataError, UsageError
+from recbole_mmssl.errors import ConfigError, DataError, UsageError
 from recbole_mmssl.run_spec import check_run_spec, parse_override
 from tests._lead_util import SMALL_RUN, write_tiny_dataset
 

@@ -7,7 +7,7 @@ import torch
 
 from recbole_mmssl.checkpoint import last_checkpoint_path, load_checkpoint
 from recbole_mmssl.config import Config
-from recbole_mmssl.data.errors import ConfigError
+from recbole_mmssl.errors import ConfigError
 from recbole_mmssl.quick_start import results_table, run_recbole_mmssl
 from tests._lead_util import tiny_config, write_tiny_dataset
 

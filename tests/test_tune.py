@@ -13,7 +13,7 @@ from benchmarks import tune
 from benchmarks.compare import parse_model_spec
 from recbole_mmssl import tuning
 from recbole_mmssl.config import Config
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 from recbole_mmssl.hyper_space import candidate_values, check_values, read_space
 from recbole_mmssl.quick_start import run_recbole_mmssl
 from tests._lead_util import SMALL_RUN, write_tiny_dataset

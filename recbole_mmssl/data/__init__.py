@@ -2,7 +2,7 @@
 
 from recbole_mmssl.data.dataset import MultimodalDataset, require_modalities
 from recbole_mmssl.data.default_dataset import DEFAULT_DATASET, ensure_default_dataset
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 from recbole_mmssl.data.prepare import ensure_prepared
 
 __all__ = [

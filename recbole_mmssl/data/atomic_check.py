@@ -17,7 +17,7 @@ import re
 from recbole.utils import FeatureType
 
 from recbole_mmssl.data.atomic_io import MISSING_TOKENS
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 
 TYPES = tuple(t.value for t in FeatureType)
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")  # Python's universal newlines, which RecBole's reader uses

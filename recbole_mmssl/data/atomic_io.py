@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from recbole_mmssl.atomic_write import atomic_file, umask_mode
-from recbole_mmssl.data.errors import DataError, shown
+from recbole_mmssl.errors import DataError, shown
 
 FEATURE_SUFFIX = "_feat"
 _PAIRS = np.array(

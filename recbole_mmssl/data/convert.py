@@ -42,7 +42,7 @@ from recbole_mmssl.data.atomic_io import (
     write_feature_file,
     write_inter_file,
 )
-from recbole_mmssl.data.errors import DataError, UsageError, shown
+from recbole_mmssl.errors import DataError, UsageError, shown
 from recbole_mmssl.data.ownership import check_apart_from_source, files_to_keep, swap_in, write_marker
 
 SPLITS = ("train", "valid", "test")

@@ -25,7 +25,7 @@ from recbole.data.dataset import Dataset, SequentialDataset
 from recbole_mmssl.data.atomic_check import check_atomic_files
 from recbole_mmssl.data.atomic_io import FEATURE_SUFFIX, feature_file_name
 from recbole_mmssl.data.cache import load_feature_file
-from recbole_mmssl.data.errors import DataError, shown
+from recbole_mmssl.errors import DataError, shown
 from recbole_mmssl.data.knn import cached_knn
 from recbole_mmssl.data.prepare import ensure_prepared  # noqa: F401  (re-exported for quick_start)
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from recbole_mmssl.data.atomic_io import FEATURE_SUFFIX, check_modality_name, check_tokens, write_feature_file
-from recbole_mmssl.data.errors import DataError, UsageError, read_utf8_text
+from recbole_mmssl.errors import DataError, UsageError, read_utf8_text
 
 _SEPARATORS = "\t,;|"
 

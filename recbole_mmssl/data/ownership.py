@@ -18,7 +18,7 @@ import os
 
 from recbole_mmssl.atomic_write import atomic_file
 from recbole_mmssl.data.atomic_io import TEMP_MARKER, replace_dir
-from recbole_mmssl.data.errors import DataError, UsageError
+from recbole_mmssl.errors import DataError, UsageError
 
 MARKER = ".recbole-mmssl-convert.json"
 _BLOCK = 1 << 20

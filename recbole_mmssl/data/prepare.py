@@ -12,7 +12,7 @@ from recbole_mmssl.data.default_dataset import (
     ensure_default_dataset,
     recbole_example_folder,
 )
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 
 # dataset name -> (converter layout, where its source folder comes from)
 KNOWN_SOURCES = {

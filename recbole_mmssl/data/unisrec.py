@@ -48,7 +48,7 @@ from recbole_mmssl.data.atomic_io import (
     replace_dir,
     write_feature_file,
 )
-from recbole_mmssl.data.errors import DataError, UsageError
+from recbole_mmssl.errors import DataError, UsageError
 
 SPLITS = ("train", "valid", "test")
 INTER_HEADER = ("user_id:token", "item_id_list:token_seq", "item_id:token")

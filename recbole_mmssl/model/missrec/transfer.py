@@ -10,7 +10,7 @@ gives none of the Transformer's weights is refused. Buffers (the pre-training do
 centroids and lookups) never transfer: interests are discovered again on the new domain.
 """
 
-from recbole_mmssl.data.errors import DataError
+from recbole_mmssl.errors import DataError
 
 DEFAULT_FREEZE = ("position_embedding", "trm_model")
 
