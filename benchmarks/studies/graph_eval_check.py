@@ -31,7 +31,7 @@ def set_graphs(model, pairs):
     for name, (users, items) in pairs.items():
         model.graphs.counts[name] = (users, items, torch.ones(users.shape[0], device=users.device))
         model.graphs._rebuild(name)
-    model._eval_cache = None
+    model.drop_eval_cache()
 
 
 @torch.no_grad()
@@ -78,7 +78,7 @@ def main(argv=None):
     rows = []
 
     def evaluate(label):
-        model._eval_cache = None
+        model.drop_eval_cache()
         result = trainer.evaluate(valid_data, load_best_model=False)
         rows.append({"graphs": label, "valid_recall@20": float(result["recall@20"]),
                      "valid_ndcg@20": float(result["ndcg@20"]), "users_with_edges": coverage(model)})

@@ -17,6 +17,7 @@ from torch import nn
 
 from recbole_mmssl.model.common.dropout import IntMaskDropout
 from recbole_mmssl.model.common.inputs import modality_features
+from recbole_mmssl.model.common.scoring import EvalCache
 from recbole_mmssl.model.missrec import augment, fusion
 from recbole_mmssl.model.missrec.interest import minibatch_kmeans, number_of_interests, unique_interests
 
@@ -25,7 +26,7 @@ ITEM_MM_FUSIONS = fusion.FUSIONS
 AUG_SUFFIX = "_aug"
 
 
-class MISSRec(SequentialRecommender):
+class MISSRec(EvalCache, SequentialRecommender):
     r"""MISSRec (Wang et al., ACM MM 2023) as a RecBole SequentialRecommender, on CPU or GPU.
 
     **Item tokens** (section 3.1): each modality's feature vector through its own linear adapter, the
@@ -84,7 +85,6 @@ class MISSRec(SequentialRecommender):
 
     input_type = InputType.POINTWISE
     requires_modalities = True
-    _eval_cache = None
 
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
@@ -245,20 +245,9 @@ class MISSRec(SequentialRecommender):
     def _candidate_vectors(self, items=None):
         """Adapted vectors of ``items`` per modality; in eval mode those of all items are computed once
         (evaluation scores every item for every batch of users) until training resumes or weights load."""
-        if items is not None or self.training:
+        if items is not None:
             return [self.adapted(n, items) for n in self.modality_names]
-        if self._eval_cache is None:
-            with torch.no_grad():
-                self._eval_cache = [self.adapted(n) for n in self.modality_names]
-        return self._eval_cache
-
-    def train(self, mode=True):
-        self._eval_cache = None
-        return super().train(mode)
-
-    def load_state_dict(self, state_dict, strict=True, assign=False):
-        self._eval_cache = None
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        return self.eval_cached(lambda: [self.adapted(n) for n in self.modality_names])
 
     def scores(self, seq_output, items=None):
         """(B, N) scores (before the temperature) of every user against ``items`` (all when None)."""

@@ -31,6 +31,7 @@ from recbole_mmssl.model.mmssl.graphs import ModalityGraphs
 from recbole_mmssl.model.common.inputs import modality_features, training_pairs
 from recbole_mmssl.model.common.graph_ops import bipartite_graphs, propagate
 from recbole_mmssl.model.common.losses import bpr_loss, half_squared_norm, info_nce
+from recbole_mmssl.model.common.scoring import DotProductScores
 from recbole_mmssl.model.mmssl.attention import ATTENTIONS, layer_softmax_gnn
 
 GP_FACTOR = 0.3  # the released code's hard-coded gradient-penalty weight (times gp_rate)
@@ -92,7 +93,7 @@ class MMSSLOutput:
     id_item: list  # E_i^m per modality, (n_items, d)
 
 
-class MMSSL(GeneralRecommender):
+class MMSSL(DotProductScores, GeneralRecommender):
     r"""MMSSL (Wei et al., WWW 2023) as a RecBole general recommender.
 
     Item features of each modality are encoded and propagated one hop over the interaction graph;
@@ -167,7 +168,6 @@ class MMSSL(GeneralRecommender):
             schedule=config["graph_schedule"], period=self.graph_period, k=self.topk,
             layout=config["pair_layout"], exclude_train=bool(config["topk_exclude_train"]),
         )
-        self._eval_cache = None
         self.logger.info(
             f"MMSSL variant={config['variant']}: modalities {self.modality_names}, attention "
             f"{config['attention']}, graphs {config['graph_schedule']} (period {self.graph_period} batches, k={self.topk}, "
@@ -289,7 +289,7 @@ class MMSSL(GeneralRecommender):
             # Top-k needs each row's order only: the unscaled masked scores have it (one GEMM each).
             scores = {name: rows.detach().masked_scores() for name, rows in zip(self.modality_names, generated)}
         if self.graphs.observe(batch_idx, users, scores, train_rows):
-            self._eval_cache = None
+            self.drop_eval_cache()
 
     def calculate_loss(self, interaction):
         raise NotImplementedError(
@@ -298,33 +298,11 @@ class MMSSL(GeneralRecommender):
             "Run it through recbole_mmssl.quick_start.run_recbole_mmssl or get_trainer."
         )
 
-    # -- prediction -----------------------------------------------------------------------------
-    def _embeddings(self):
+    # -- prediction (DotProductScores: predict, full_sort_predict, cached in eval mode) -----------
+    def score_tables(self):
         """(u*, i*) for scoring; cached in eval mode until training resumes or the graphs change."""
-        if self.training:
-            out = self.forward()
-            return out.user, out.item
-        if self._eval_cache is None:
-            out = self.forward()
-            self._eval_cache = (out.user.detach(), out.item.detach())
-        return self._eval_cache
-
-    def predict(self, interaction):
-        user_e, item_e = self._embeddings()
-        return (user_e[interaction[self.USER_ID]] * item_e[interaction[self.ITEM_ID]]).sum(-1)
-
-    def full_sort_predict(self, interaction):
-        user_e, item_e = self._embeddings()
-        return (user_e[interaction[self.USER_ID]] @ item_e.t()).view(-1)
-
-    def train(self, mode=True):
-        if mode:
-            self._eval_cache = None
-        return super().train(mode)
-
-    def load_state_dict(self, state_dict, strict=True, assign=False):
-        self._eval_cache = None
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        out = self.forward()
+        return out.user, out.item
 
     # -- state beyond parameters: the modality graphs (tensors only) ------------------------------
     def other_parameter(self):
@@ -334,4 +312,4 @@ class MMSSL(GeneralRecommender):
         if para is None:
             return
         self.graphs.load_state(para, self.device)
-        self._eval_cache = None
+        self.drop_eval_cache()
