@@ -4,7 +4,7 @@
     python benchmarks/ablation.py report
 
 ``run`` trains every row below through ``benchmarks/compare.py`` (seed 2022, patience 15, the epoch
-cap of ``properties/ablation_cap.yaml``; resumable, so the same command continues stopped rows).
+cap and base of ``properties/ablation_cap.yaml``; resumable, so the same command continues stopped rows).
 ``report`` writes ``results/tiktok_ablation.md|json|png`` from the run files under
 ``results/runs/tiktok/``: one row per setting with its best validation Recall@20 and epoch, the test
 metrics at that epoch, the epochs run, the seconds per epoch and where it ran, its commit, the
@@ -27,7 +27,8 @@ CAP_FILE = os.path.join(REPO, "properties", "ablation_cap.yaml")
 
 #: (labels that ran this setting, first found wins; what the row changes against the default).
 ROWS = [
-    (["MMSSL", "MMSSL:graph_window=40"], "the `paper` default (graph window covering 99% of the users: 40 batches on TikTok)"),
+    (["MMSSL", "MMSSL:graph_window=40"], "the `paper` default the ablation started from (InfoNCE weight 0.03; graph "
+                                         "window covering 99% of the users: 40 batches on TikTok)"),
     (["MMSSL:cl_rate=0"], "no cross-modal contrastive loss (InfoNCE weight 0)"),
     (["MMSSL:graph_window=1"], "modality graphs from the last batch only (11% of the users get edges)"),
     (["MMSSL:cl_rate=0;graph_window=1"], "both of the two rows above"),

@@ -107,6 +107,24 @@ class MMSSL(DotProductScores, GeneralRecommender):
     input_type = InputType.PAIRWISE
     requires_modalities = True
 
+    @staticmethod
+    def _apply_variant_settings(config, variant):
+        """A dataset's values for one variant only (``variant_settings: {paper: {key: value}}`` in its
+        MMSSL block, e.g. what validation chose for `paper` on TikTok), so that the `released` variant
+        keeps the released code's values there. A key the user sets wins."""
+        settings = config["variant_settings"] or {}
+        if not isinstance(settings, dict) or not all(isinstance(v, dict) for v in settings.values()):
+            raise ValueError(f"MMSSL: variant_settings must map a variant to its key: value settings, "
+                             f"e.g. {{paper: {{cl_rate: 0}}}}; got {settings!r}.")
+        unknown = sorted(set(settings) - set(VARIANT_PRESETS))
+        if unknown:
+            raise ValueError(f"MMSSL: variant_settings names unknown variant(s) {unknown}; "
+                             f"variants are {sorted(VARIANT_PRESETS)}.")
+        user_set = getattr(config, "source_of", lambda key: None)
+        for key, value in settings.get(variant, {}).items():
+            if user_set(key) is None:
+                config[key] = value
+
     @classmethod
     def resolve_config(cls, config):
         """Fill the variant-dependent keys left null from the chosen variant; check the variant."""
@@ -119,6 +137,7 @@ class MMSSL(DotProductScores, GeneralRecommender):
         for key, value in VARIANT_PRESETS[variant].items():
             if config[key] is None:
                 config[key] = value
+        cls._apply_variant_settings(config, variant)
         if config["critic_path"] is None:
             config["critic_path"] = "fast"
         if config["attention"] not in ATTENTIONS:
