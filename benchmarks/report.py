@@ -70,7 +70,8 @@ def aggregate(runs, labels):
         row["best_epoch"] = [r["best_epoch"] for r in ok]
         per_epoch = [r["seconds_per_epoch"] for r in ok if r.get("seconds_per_epoch")]
         row["seconds_per_epoch"] = statistics.median(per_epoch) if per_epoch else None
-        row["peak_rss_mb"] = max((r["peak_rss_mb"] for r in ok), default=None)
+        # runs recorded from a checkpoint after the fact (interrupted ones) have no peak RSS of their own
+        row["peak_rss_mb"] = max((r["peak_rss_mb"] for r in ok if r.get("peak_rss_mb") is not None), default=None)
         table[label] = row
     return table
 

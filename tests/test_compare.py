@@ -337,3 +337,13 @@ def test_a_run_stopped_from_outside_is_recorded_and_continued(setting, tmp_path,
     continued = _runs(results)["BPR__seed5"]
     assert continued["status"] == "ok" and continued["resumed_at_epoch"] == stopped["n_epochs"]
     assert continued["n_epochs"] == 6
+
+
+def test_a_run_without_a_recorded_peak_rss_still_aggregates():
+    """Runs recorded before peak RSS was kept (or finalised from a checkpoint) have it as null."""
+    from benchmarks.report import aggregate
+
+    run = {"label": "BPR", "status": "ok", "seed": 1, "test_result": {"recall@20": 0.1},
+           "best_valid_result": {"recall@20": 0.2}, "best_epoch": 3, "seconds_per_epoch": 1.0}
+    table = aggregate([{**run, "peak_rss_mb": None}, {**run, "seed": 2, "peak_rss_mb": 700.0}], ["BPR"])
+    assert table["BPR"]["peak_rss_mb"] == 700.0 and table["BPR"]["seeds_ok"] == [1, 2]
