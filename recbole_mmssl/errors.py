@@ -32,6 +32,15 @@ class DataError(UserError):
         super().__init__(path, problem, fix)
 
 
+class NotMultimodalError(DataError):
+    """A multimodal model given a dataset that carries no modality features (a plain RecBole Dataset)."""
+
+    def __init__(self, dataset):
+        super().__init__(getattr(dataset, "dataset_path", "?"),
+                         f"dataset is a {type(dataset).__name__}, which carries no modality features",
+                         "build it with recbole_mmssl.data.dataset.MultimodalDataset")
+
+
 class ConfigError(UserError):
     """A bad config key or value; names the key and where it was set (command line, file and line)."""
 

@@ -186,3 +186,14 @@ def test_the_dataset_hands_models_device_tensors_and_cached_knn_graphs(toy):
     empty = MultimodalDataset(recbole_config(data_path, "toy", modalities=[]))
     with pytest.raises(DataError, match="has 0 modality feature file"):
         empty.modality_tensors(torch.device("cpu"))
+
+
+def test_a_model_given_a_dataset_without_modality_features_says_which_dataset_to_build(tmp_path):
+    from types import SimpleNamespace
+
+    from recbole_mmssl.model.common.inputs import modality_features
+
+    plain = SimpleNamespace(dataset_path=str(tmp_path))  # what a plain RecBole Dataset offers here: no modality inputs
+    with pytest.raises(DataError, match=r"(?s)dataset is a SimpleNamespace, which carries no modality features"
+                                        r".*fix: build it with recbole_mmssl.data.dataset.MultimodalDataset"):
+        modality_features(plain, torch.device("cpu"))

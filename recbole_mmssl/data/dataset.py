@@ -25,7 +25,7 @@ from recbole.data.dataset import Dataset, SequentialDataset
 from recbole_mmssl.data.atomic_check import check_atomic_files
 from recbole_mmssl.data.atomic_io import FEATURE_SUFFIX, feature_file_name
 from recbole_mmssl.data.cache import load_feature_file
-from recbole_mmssl.errors import DataError, shown
+from recbole_mmssl.errors import DataError, NotMultimodalError, shown
 from recbole_mmssl.data.knn import cached_knn
 from recbole_mmssl.data.prepare import ensure_prepared  # noqa: F401  (re-exported for quick_start)
 
@@ -48,9 +48,7 @@ def require_modalities(dataset, n_min=1):
     """Raise a DataError unless ``dataset`` carries at least ``n_min`` modalities."""
     names = getattr(dataset, "modality_names", None)
     if names is None:
-        raise DataError(getattr(dataset, "dataset_path", "?"),
-                        f"dataset is a {type(dataset).__name__}, which carries no modality features",
-                        "build it with recbole_mmssl.data.dataset.MultimodalDataset")
+        raise NotMultimodalError(dataset)
     if len(names) < n_min:
         raise DataError(
             dataset.dataset_path,

@@ -14,7 +14,7 @@ from torch import nn
 
 from recbole_mmssl.model.common.encoders import ModalityProjection
 from recbole_mmssl.model.common.graph_ops import bipartite_edges, mean_normalized, propagate, user_item_adjacency
-from recbole_mmssl.data.knn import cosine_topk
+from recbole_mmssl.cosine_knn import cosine_topk
 from recbole_mmssl.model.common.inputs import modality_features, modality_knn, training_pairs
 from recbole_mmssl.model.common.knn import edge_product, pair_cosine, row_degree_normalized, sparse_graph
 from recbole_mmssl.model.common.lightgcn import lightgcn_propagate, split_users_items

@@ -9,7 +9,7 @@ dataset has no modalities.
 import numpy as np
 import torch
 
-from recbole_mmssl.data.dataset import require_modalities
+from recbole_mmssl.errors import NotMultimodalError
 
 
 def training_pairs(dataset, device):
@@ -35,5 +35,7 @@ def modality_knn(dataset, modality, k, device, use_cache=True):
 
 
 def _multimodal(dataset):
-    require_modalities(dataset)  # a plain RecBole Dataset, or one without feature files: the error and its fix
+    """The dataset, if it hands out modality inputs (one without feature files says so itself)."""
+    if not hasattr(dataset, "modality_tensors"):
+        raise NotMultimodalError(dataset)  # a plain RecBole Dataset
     return dataset

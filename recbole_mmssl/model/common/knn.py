@@ -7,13 +7,13 @@ cached by :mod:`recbole_mmssl.data.knn`); models never read or write files.
 
 import torch
 
-from recbole_mmssl.data.knn import inverse_norms
+from recbole_mmssl.cosine_knn import inverse_norms
 
 
 def pair_cosine(features, rows, cols):
     """cos(features[rows], features[cols]) per edge, differentiable (LATTICE's learned graph values).
 
-    The top-k is chosen without gradient by :func:`recbole_mmssl.data.knn.cosine_topk`; only the I x k chosen pairs are
+    The top-k is chosen without gradient by :func:`recbole_mmssl.cosine_knn.cosine_topk`; only the I x k chosen pairs are
     recomputed here, so the backward pass never holds an I x I matrix.
     """
     inv = inverse_norms(features)
