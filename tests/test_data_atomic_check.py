@@ -46,3 +46,15 @@ def test_a_byte_order_mark_is_refused(tmp_path):
 def test_missing_id_column_is_named(tmp_path):
     with pytest.raises(DataError, match=r"d\.inter: has no column item_id \(columns: user_id, item\)"):
         _check(tmp_path, {"d.inter": "user_id:token\titem:token\nu1\ti1\n"})
+
+
+def test_a_header_without_a_line_break_is_refused_before_recbole_drops_its_last_character(tmp_path):
+    with pytest.raises(DataError, match=r"d\.inter line 1: the header line does not end with a line break.*"
+                                        r"'item_id:token' as 'item_id:toke'"):
+        _check(tmp_path, {"d.inter": "user_id:token\titem_id:token"})
+    _check(tmp_path, {"d.inter": "user_id:token\titem_id:token\nu1\ti1"})  # the last row may lack one
+
+
+def test_an_interaction_file_with_no_rows_is_refused(tmp_path):
+    with pytest.raises(DataError, match=r"d\.inter: has a header and no rows"):
+        _check(tmp_path, {"d.inter": "user_id:token\titem_id:token\n\n"})

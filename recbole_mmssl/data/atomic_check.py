@@ -4,8 +4,8 @@ RecBole's loader takes each file's header on trust and every value as written: a
 without ``:type`` is a traceback, ``36 `` (a trailing space) becomes an item of its own, a header
 line repeated in the middle becomes an interaction of user ``user_id:token``, a line with one field
 too many shifts its values into the wrong columns, a value that starts with a double quote swallows
-the lines after it, and an empty or ``NA`` id is merged into RecBole's padding id. None of that
-raises. :func:`check_atomic_files` reads the same files first (the interaction files, ``.user``,
+the lines after it, a header with no line break after it loses its last character (``item_id:toke``),
+and an empty or ``NA`` id is merged into RecBole's padding id. None of that raises. :func:`check_atomic_files` reads the same files first (the interaction files, ``.user``,
 ``.item`` and any ``additional_feat_suffix``, as the config selects them) and refuses each of these
 with the file, the line and the fix.
 """
@@ -111,6 +111,14 @@ def check_atomic_file(path, source, config):
         text = _decode(path, f.read(), config["encoding"] or "utf-8")
     lines = _LINE_BREAK.split(text)
     columns = _header(path, lines[0], sep)
+    if len(lines) == 1:  # RecBole reads the header as f.readline()[:-1]: it assumes the line break
+        last = lines[0].split(sep)[-1]
+        raise DataError(f"{path} line 1", f"the header line does not end with a line break, so RecBole would read "
+                                          f"it without its last character ({last!r} as {last[:-1]!r}), and the file "
+                                          "has no rows", "end the header line with a newline and put the rows after it")
+    if source == "inter" and not any(lines[1:]):
+        raise DataError(path, "has a header and no rows: RecBole cannot train or evaluate on an empty split "
+                              "(it stops in torch's sampler)", "give the file its interactions (one per line)")
     names = [name for name, _ in columns]
     loaded = _loaded(config, source, names)
     id_fields = {config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]} if source == "inter" else \
