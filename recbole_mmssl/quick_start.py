@@ -9,7 +9,6 @@ items before the first epoch.
 """
 
 import logging
-import os
 import sys
 import time
 from logging import getLogger

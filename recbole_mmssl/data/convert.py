@@ -141,7 +141,7 @@ def _find_mmrec_inter(src, name):
         return found[0]
     raise DataError(src, f"expected one MMRec interaction file <name>.inter, found "
                          f"{[os.path.basename(p) for p in found] or 'none'}",
-                    f"name the output after the source (--name X for X.inter) or keep one .inter")
+                    "name the output after the source (--name X for X.inter) or keep one .inter")
 
 
 def read_mmrec(src, name):
@@ -188,7 +188,7 @@ def find_npy_features(src, modalities=None):
         for name, path in found.items():
             check_modality_name(name, path, "rename the file to <modality>_feat.npy with a plain name (letters, "
                                             "digits, underscores), move it out of SRC, or choose the modalities "
-                                            f"to convert with --modalities")
+                                            "to convert with --modalities")
         return found
     missing = [m for m in modalities if m not in found]
     if missing:

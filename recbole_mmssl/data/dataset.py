@@ -27,7 +27,6 @@ from recbole_mmssl.data.atomic_io import FEATURE_SUFFIX, feature_file_name
 from recbole_mmssl.data.cache import load_feature_file
 from recbole_mmssl.errors import DataError, NotMultimodalError, shown
 from recbole_mmssl.data.knn import cached_knn
-from recbole_mmssl.data.prepare import ensure_prepared  # noqa: F401  (re-exported for quick_start)
 
 PREPARE_HINT = ("convert a source with features (`python -m recbole_mmssl.data.convert hkuds|mmrec "
                 "SRC --name NAME --out DIR`) or encode item text (`python -m "
