@@ -229,7 +229,7 @@ CHECKS = {
     "eval_batch_size": Check("int", low=1),
     "stopping_step": Check("int", low=1),
     "eval_step": Check("int", low=0),
-    "seed": Check("int"),
+    "seed": Check("int", low=0, high=2**32 - 1),  # numpy.random.seed, which RecBole's init_seed calls, takes no other
     "embedding_size": Check("int", low=1),
     "head_num": Check("int", low=1),
     "n_layers": Check("int", low=0),

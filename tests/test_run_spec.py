@@ -44,6 +44,12 @@ def test_a_value_out_of_range_is_refused(data):
         _check(data, overrides={"epochs": "0"})
 
 
+@pytest.mark.parametrize("seed", ["-1", "4294967296"])
+def test_a_seed_numpy_cannot_take_is_refused_before_the_run(data, seed):
+    with pytest.raises(ConfigError, match=r"`seed`.*expected an integer >= 0 and <= 4294967295"):
+        _check(data, overrides={"seed": seed})
+
+
 def test_a_missing_data_path_or_dataset_is_refused(data):
     with pytest.raises(DataError, match="the data path is not a folder"):
         check_run_spec("BPR", "tiny", str(data / "nowhere"))
