@@ -35,6 +35,7 @@ import sys
 import torch
 import yaml
 from recbole.config import Config as RecBoleConfig
+from recbole.utils import InputType, ModelType
 
 from recbole_mmssl.config_rules import (CHECKS, EXTRA_KEYS, PROPERTIES_DIR, closest, is_model_name, is_number,
                                         known_keys, metric_names, model_names)
@@ -367,6 +368,22 @@ class Config(RecBoleConfig):
         except (ValueError, KeyError, TypeError) as err:
             raise self._error("train_neg_sample_args", f"RecBole refused it: {err}",
                               "set it to null or {distribution: uniform, sample_num: 1}") from None
+        if self._strict and self.final_config_dict["train_neg_sample_args"]["distribution"] == "none" \
+                and self._trains_on_sampled_negatives():
+            raise self._error("train_neg_sample_args",
+                              f"{self.model} trains on pairs of a positive and a sampled negative item, and this "
+                              "turns negative sampling off (RecBole would stop in the first batch: KeyError "
+                              "'neg_item_id')",
+                              "leave the key out (the model's default) or set it to {distribution: uniform, "
+                              "sample_num: 1}")
+
+    def _trains_on_sampled_negatives(self):
+        """Whether the model's loss reads the negative items RecBole's loader samples for it."""
+        if getattr(self.model_class, "samples_own_negatives", False):
+            return False  # e.g. MMSSL, whose trainer draws its own (recbole_mmssl/sampler.py)
+        if self.final_config_dict["MODEL_TYPE"] == ModelType.SEQUENTIAL:
+            return self.final_config_dict.get("loss_type") == "BPR"
+        return getattr(self.model_class, "input_type", None) == InputType.PAIRWISE
 
     def _set_eval_neg_sample_args(self, phase):
         try:

@@ -106,6 +106,7 @@ class MMSSL(DotProductScores, GeneralRecommender):
 
     input_type = InputType.PAIRWISE
     requires_modalities = True
+    samples_own_negatives = True  # its trainer's sampler draws them, whatever train_neg_sample_args says
 
     @staticmethod
     def _apply_variant_settings(config, variant):
