@@ -203,7 +203,8 @@ def tuning_notes(dataset, labels, summary_path=None, ablation_path=None):
         elif ":" not in base:
             notes[label] = "defaults"
         elif base in ablated:
-            notes[label] = (f"ablation, {len(ablation['rows'])} settings (seed {ablation['seed']}), "
+            ran = sum(1 for row in ablation["rows"] if row.get("run"))
+            notes[label] = (f"ablation, {ran} of {len(ablation['rows'])} settings run (seed {ablation['seed']}), "
                             f"`results/{os.path.basename(ablation_path)[:-len('.json')]}.md`")
         else:
             notes[label] = "set by hand"
