@@ -56,5 +56,8 @@ def test_a_header_without_a_line_break_is_refused_before_recbole_drops_its_last_
 
 
 def test_an_interaction_file_with_no_rows_is_refused(tmp_path):
-    with pytest.raises(DataError, match=r"d\.inter: has a header and no rows"):
+    with pytest.raises(DataError, match=r"d\.inter: has a header and no interactions"):
         _check(tmp_path, {"d.inter": "user_id:token\titem_id:token\n\n"})
+    with pytest.raises(DataError, match=r"(?s)d\.test\.inter: the 'test' split has no interactions.*fix: every split"):
+        _check(tmp_path, {f"d.{split}.inter": "user_id:token\titem_id:token\n" + ("" if split == "test" else "u\ti\n")
+                          for split in ("train", "valid", "test")}, benchmark_filename=["train", "valid", "test"])

@@ -117,8 +117,13 @@ def check_atomic_file(path, source, config):
                                           f"it without its last character ({last!r} as {last[:-1]!r}), and the file "
                                           "has no rows", "end the header line with a newline and put the rows after it")
     if source == "inter" and not any(lines[1:]):
-        raise DataError(path, "has a header and no rows: RecBole cannot train or evaluate on an empty split "
-                              "(it stops in torch's sampler)", "give the file its interactions (one per line)")
+        split = next((b for b in config["benchmark_filename"] or [] if path.endswith(f".{b}.inter")), None)
+        if split is None:
+            raise DataError(path, "has a header and no interactions", "give the file its interactions, one per line")
+        raise DataError(path, f"the {split!r} split has no interactions (RecBole would stop in torch's sampler "
+                              "or evaluate nothing)",
+                        "every split of a pre-split benchmark needs interactions: check the source split (e.g. its "
+                        "test.json) and convert again")
     names = [name for name, _ in columns]
     loaded = _loaded(config, source, names)
     id_fields = {config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]} if source == "inter" else \

@@ -65,18 +65,6 @@ class ModalityFeatures:
         check_atomic_files(self.config, dataset_path, token)  # what RecBole would misread, refused first
         super()._load_data(token, dataset_path)
 
-    def _load_inter_feat(self, token, dataset_path):
-        super()._load_inter_feat(token, dataset_path)
-        if self.benchmark_filename_list is not None:
-            for name, size in zip(self.benchmark_filename_list, self.file_size_list):
-                if size == 0:
-                    raise DataError(
-                        os.path.join(dataset_path, f"{token}.{name}.inter"),
-                        f"the {name!r} split has no interactions",
-                        "every split of a pre-split benchmark needs interactions: check the "
-                        "source split (e.g. its test.json) and convert again",
-                    )
-
     def _data_processing(self):
         self._source_item_tokens = self._item_tokens_before_filtering()
         super()._data_processing()
