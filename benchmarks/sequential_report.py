@@ -19,7 +19,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from benchmarks.report import INTERRUPTED, _hardware, load_runs  # noqa: E402
+from benchmarks.report import REPORTED, _hardware, load_runs  # noqa: E402
 
 FOLDERS = {
     "scientific": "full/ (8,442 users x 4,385 items; item text only, all-MiniLM-L6-v2)",
@@ -51,10 +51,9 @@ def summarise(runs):
     labelled so by load_runs, over those runs' best epochs so far)."""
     table = {}
     for label in dict.fromkeys(r["label"] for r in runs):
-        usable = ("interrupted",) if label.endswith(INTERRUPTED) else ("ok",)  # "X (interrupted)": best epoch so far
-        ok = [r for r in runs if r["label"] == label and r["status"] in usable]
+        ok = [r for r in runs if r["label"] == label and r["status"] in REPORTED]
         row = {"label": label, "name": display_name(label), "seeds": sorted(r["seed"] for r in ok),
-               "failed": [r["seed"] for r in runs if r["label"] == label and r["status"] not in usable]}
+               "failed": [r["seed"] for r in runs if r["label"] == label and r["status"] not in REPORTED]}
         for metric in METRICS:
             row[metric] = _mean_sd([r["test_result"][metric] for r in ok if metric in r["test_result"]])
         row["valid_ndcg@10"] = _mean_sd([r["best_valid_result"]["ndcg@10"] for r in ok])

@@ -5,9 +5,10 @@ without ``:type`` is a traceback, ``36 `` (a trailing space) becomes an item of 
 line repeated in the middle becomes an interaction of user ``user_id:token``, a line with one field
 too many shifts its values into the wrong columns, a value that starts with a double quote swallows
 the lines after it, a header with no line break after it loses its last character (``item_id:toke``),
-and an empty or ``NA`` id is merged into RecBole's padding id. None of that raises. :func:`check_atomic_files` reads the same files first (the interaction files, ``.user``,
-``.item`` and any ``additional_feat_suffix``, as the config selects them) and refuses each of these
-with the file, the line and the fix.
+and an empty or ``NA`` id is merged into RecBole's padding id. None of that raises.
+:func:`check_atomic_files` reads the same files first (the interaction files, ``.user``, ``.item``
+and any ``additional_feat_suffix``, as the config selects them) and refuses each of these with the
+file, the line and the fix.
 """
 
 import codecs
