@@ -19,7 +19,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from benchmarks.report import REPORTED, _hardware, load_runs  # noqa: E402
+from benchmarks.report import INTERRUPTED, REPORTED, _hardware, load_runs  # noqa: E402
 
 FOLDERS = {
     "scientific": "full/ (8,442 users x 4,385 items; item text only, all-MiniLM-L6-v2)",
@@ -36,7 +36,9 @@ BASELINES = ("SASRec", "FDSA", "GRU4Rec", "BERT4Rec")
 
 
 def display_name(label):
-    """A readable name for a compare.py label."""
+    """A readable name for a compare.py label (an interrupted row keeps its suffix)."""
+    if label.endswith(INTERRUPTED):
+        return display_name(label[: -len(INTERRUPTED)]) + INTERRUPTED
     if label == "MISSRec":
         return "MISSRec (IDs)"
     if label == "MISSRec:train_stage=inductive_ft":
@@ -142,10 +144,12 @@ def pretraining_lines(runs):
         if run["status"] != "ok":
             continue
         config = run.get("config", {})
+        capped = "; the last epoch of its cap: still improving" if run["best_epoch"] == run["n_epochs"] - 1 else ""
         lines.append(f"- {run['label']} seed {run['seed']} on {run['dataset']}: {run['n_epochs']} epochs "
-                     f"(best {run['best_epoch']} on its own validation NDCG@10 {run['best_valid_result'].get('ndcg@10')}), "
+                     f"(best {run['best_epoch']} on its own validation NDCG@10 {run['best_valid_result'].get('ndcg@10')}{capped}), "
                      f"{run.get('seconds_per_epoch') or 0:.0f} s/epoch, batch {config.get('train_batch_size')}, "
-                     f"interest_ratio {config.get('interest_ratio')}; checkpoint {run.get('checkpoint')}")
+                     f"interest_ratio {config.get('interest_ratio')}; its best checkpoint is what a pre-trained row "
+                     "fine-tunes from (`pretrained:`)")
     return lines
 
 

@@ -19,3 +19,11 @@ def test_an_interrupted_row_shows_its_best_epoch_so_far_apart_from_the_finished_
     assert table["GRU4Rec (interrupted)"]["recall@10"] == [0.05, None]
     line = [row for row in table_lines(table) if row.startswith("| GRU4Rec (interrupted)")][0]
     assert line.startswith("| GRU4Rec (interrupted) | 1 | 0.0500 |") and "[4]" in line
+
+
+def test_an_interrupted_missrec_row_gets_its_readable_name_with_the_suffix():
+    runs = [_run("MISSRec:train_stage=inductive_ft", 2022, "ok", 0.15),
+            _run("MISSRec:train_stage=inductive_ft (interrupted)", 2024, "interrupted", 0.16)]
+    names = {label: row["name"] for label, row in summarise(runs).items()}
+    assert names == {"MISSRec:train_stage=inductive_ft": "MISSRec (no IDs)",
+                     "MISSRec:train_stage=inductive_ft (interrupted)": "MISSRec (no IDs) (interrupted)"}
