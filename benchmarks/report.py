@@ -163,7 +163,7 @@ def short_names(labels):
     a setting's interrupted row keeps its letter and says "(interrupted)"."""
     names, letters = {}, iter("abcdefghijklmnopqrstuvwxyz")
     for label in labels:
-        base = label[: -len(INTERRUPTED)] if label.endswith(INTERRUPTED) else label
+        base = label.removesuffix(INTERRUPTED)
         if base not in names:
             names[base] = base if len(base) <= MAX_LABEL else f"{base.partition(':')[0]} [{next(letters)}]"
         names[label] = names[base] + label[len(base):]
@@ -196,7 +196,7 @@ def tuning_notes(dataset, labels, summary_path=None, ablation_path=None):
     ablated = {label for row in ablation["rows"] for label in row["labels"]}
     notes = {}
     for label in labels:
-        base = label[: -len(INTERRUPTED)] if label.endswith(INTERRUPTED) else label
+        base = label.removesuffix(INTERRUPTED)
         entry = by_spec.get(base)
         if entry:
             notes[label] = f"{entry['finished']}/{entry['budget']} trials, `{entry['space_file']}`"
@@ -235,7 +235,7 @@ def write_markdown(dataset, table, runs, labels, seeds, path):
         lines.append(f"| {names[label]} | {len(row['seeds_ok'])}/{len(seeds)} | " + " | ".join(cells)
                      + f" | {_fmt(row['valid_recall@20'])} | {row['best_epoch'] or '-'} | {per_epoch} | {rss} "
                      f"| {tuned[label]} |")
-    bases = dict.fromkeys(label[: -len(INTERRUPTED)] if label.endswith(INTERRUPTED) else label for label in labels)
+    bases = dict.fromkeys(label.removesuffix(INTERRUPTED) for label in labels)
     legend = [f"- {names[base]}: {base.partition(':')[0]} with {base.partition(':')[2].replace(';', ', ')}"
               for base in bases if names[base] != base]
     if legend:

@@ -37,8 +37,9 @@ BASELINES = ("SASRec", "FDSA", "GRU4Rec", "BERT4Rec")
 
 def display_name(label):
     """A readable name for a compare.py label (an interrupted row keeps its suffix)."""
-    if label.endswith(INTERRUPTED):
-        return display_name(label[: -len(INTERRUPTED)]) + INTERRUPTED
+    base = label.removesuffix(INTERRUPTED)
+    if base != label:
+        return display_name(base) + INTERRUPTED
     if label == "MISSRec":
         return "MISSRec (IDs)"
     if label == "MISSRec:train_stage=inductive_ft":
