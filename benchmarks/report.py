@@ -203,8 +203,10 @@ def tuning_notes(dataset, labels, summary_path=None, ablation_path=None):
         elif ":" not in base:
             notes[label] = "defaults"
         elif base in ablated:
-            ran = sum(1 for row in ablation["rows"] if row.get("run"))
-            notes[label] = (f"ablation, {ran} of {len(ablation['rows'])} settings run (seed {ablation['seed']}), "
+            runs = [row["run"] for row in ablation["rows"] if row.get("run")]
+            stopped = sum(1 for run in runs if run.get("status") == "ok")
+            notes[label] = (f"ablation, {len(runs)} of {len(ablation['rows'])} settings run, {stopped} to early "
+                            f"stopping (seed {ablation['seed']}), "
                             f"`results/{os.path.basename(ablation_path)[:-len('.json')]}.md`")
         else:
             notes[label] = "set by hand"

@@ -286,13 +286,16 @@ def test_the_table_says_how_each_row_was_tuned(tmp_path):
     ablation = tmp_path / "tiktok_ablation.json"
     ablation.write_text(json.dumps({"seed": 2022, "rows": [{"labels": ["MMSSL", "MMSSL:graph_window=40"]},
                                                            {"labels": ["MMSSL:cl_rate=0"], "run": {"status": "ok"}},
-                                                           {"labels": ["MMSSL:G_rate=0"], "run": None}]}))
+                                                           {"labels": ["MMSSL:G_rate=0"], "run": None},
+                                                           {"labels": ["MMSSL:id_cat_rate=0"],
+                                                            "run": {"status": "interrupted"}}]}))
     labels = ["BPR:learning_rate=0.0005", "BPR:learning_rate=0.0005 (interrupted)", "BPR", "BPR:learning_rate=0.01",
               "MMSSL", "MMSSL:cl_rate=0", "MMSSL:cl_rate=0.5"]
     assert tuning_notes("tiktok", labels, summary, ablation) == {
         labels[0]: "8/8 trials, `properties/search/BPR.test`", labels[1]: "8/8 trials, `properties/search/BPR.test`",
         "BPR": "defaults", "BPR:learning_rate=0.01": "set by hand",
-        "MMSSL": "defaults", "MMSSL:cl_rate=0": "ablation, 1 of 3 settings run (seed 2022), "
+        "MMSSL": "defaults", "MMSSL:cl_rate=0": "ablation, 2 of 4 settings run, 1 to early "
+                                              "stopping (seed 2022), "
                                               "`results/tiktok_ablation.md`",
         "MMSSL:cl_rate=0.5": "set by hand"}
 
