@@ -81,6 +81,17 @@ def summarise(record):
     }
 
 
+def row_status(row):
+    """What a row's run amounts to: ``early-stopped`` or ``reached the cap`` for a finished run whose epoch
+    cap is known, else the run's status (``ok`` without a cap, ``interrupted``)."""
+    if row["status"] == "ok" and row["epochs_cap"]:
+        if row["epochs_run"] == row["epochs_cap"]:
+            return "reached the cap"
+        if row["epochs_run"] < row["epochs_cap"]:
+            return "early-stopped"
+    return row["status"]
+
+
 def _f(value, places=4):
     return "-" if value is None else f"{value:.{places}f}"
 
@@ -105,9 +116,7 @@ def write_markdown(path, rows):
         if row is None:
             lines.append(f"| {n} | {labels[0]} | {what} | not run yet | - | - | - | - | - | - | - | - | - |")
             continue
-        status = "early-stopped" if row["status"] == "ok" and row["epochs_run"] < (row["epochs_cap"] or 0) else row["status"]
-        if row["status"] == "ok" and row["epochs_run"] == row["epochs_cap"]:
-            status = "reached the cap"
+        status = row_status(row)
         delta = "-" if base is None or n == 1 else f"{row['valid_recall@20'] - base:+.4f}"
         where = f"{row['hardware'] or '2-core CPU'}, {row['threads'] or '-'} thread(s)"
         lines.append(

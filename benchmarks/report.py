@@ -6,6 +6,8 @@ import os
 import platform
 import statistics
 
+from benchmarks.ablation import row_status
+
 #: Run states whose numbers are reported: finished runs, and runs stopped before early stopping
 #: (benchmarks/compare.py --finalize-interrupted), which get a row of their own.
 REPORTED = ("ok", "interrupted")
@@ -194,6 +196,10 @@ def tuning_notes(dataset, labels, summary_path=None, ablation_path=None):
             ablation = json.load(f)
     by_spec = {entry["spec"]: entry for entry in summary.values()}
     ablated = {label for row in ablation["rows"] for label in row["labels"]}
+    runs = [row["run"] for row in ablation["rows"] if row.get("run")]
+    stopped = sum(1 for run in runs if row_status(run) == "early-stopped")
+    ablation_note = (f"ablation, {len(runs)} of {len(ablation['rows'])} settings run, {stopped} to early stopping "
+                     f"(seed {ablation.get('seed')}), `results/{os.path.basename(ablation_path)[:-len('.json')]}.md`")
     notes = {}
     for label in labels:
         base = label.removesuffix(INTERRUPTED)
@@ -203,11 +209,7 @@ def tuning_notes(dataset, labels, summary_path=None, ablation_path=None):
         elif ":" not in base:
             notes[label] = "defaults"
         elif base in ablated:
-            runs = [row["run"] for row in ablation["rows"] if row.get("run")]
-            stopped = sum(1 for run in runs if run.get("status") == "ok")
-            notes[label] = (f"ablation, {len(runs)} of {len(ablation['rows'])} settings run, {stopped} to early "
-                            f"stopping (seed {ablation['seed']}), "
-                            f"`results/{os.path.basename(ablation_path)[:-len('.json')]}.md`")
+            notes[label] = ablation_note
         else:
             notes[label] = "set by hand"
     return notes

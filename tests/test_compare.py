@@ -285,16 +285,21 @@ def test_the_table_says_how_each_row_was_tuned(tmp_path):
                                            "space_file": "properties/search/BPR.test"}}))
     ablation = tmp_path / "tiktok_ablation.json"
     ablation.write_text(json.dumps({"seed": 2022, "rows": [{"labels": ["MMSSL", "MMSSL:graph_window=40"]},
-                                                           {"labels": ["MMSSL:cl_rate=0"], "run": {"status": "ok"}},
+                                                           {"labels": ["MMSSL:cl_rate=0"], "run": {
+                                                               "status": "ok", "epochs_run": 23, "epochs_cap": 100}},
                                                            {"labels": ["MMSSL:G_rate=0"], "run": None},
-                                                           {"labels": ["MMSSL:id_cat_rate=0"],
-                                                            "run": {"status": "interrupted"}}]}))
+                                                           {"labels": ["MMSSL:id_cat_rate=0"], "run": {
+                                                               "status": "interrupted", "epochs_run": 5,
+                                                               "epochs_cap": 100}},
+                                                           {"labels": ["MMSSL:critic_slope=1.0"], "run": {
+                                                               "status": "ok", "epochs_run": 100,
+                                                               "epochs_cap": 100}}]}))
     labels = ["BPR:learning_rate=0.0005", "BPR:learning_rate=0.0005 (interrupted)", "BPR", "BPR:learning_rate=0.01",
               "MMSSL", "MMSSL:cl_rate=0", "MMSSL:cl_rate=0.5"]
     assert tuning_notes("tiktok", labels, summary, ablation) == {
         labels[0]: "8/8 trials, `properties/search/BPR.test`", labels[1]: "8/8 trials, `properties/search/BPR.test`",
         "BPR": "defaults", "BPR:learning_rate=0.01": "set by hand",
-        "MMSSL": "defaults", "MMSSL:cl_rate=0": "ablation, 2 of 4 settings run, 1 to early "
+        "MMSSL": "defaults", "MMSSL:cl_rate=0": "ablation, 3 of 5 settings run, 1 to early "
                                               "stopping (seed 2022), "
                                               "`results/tiktok_ablation.md`",
         "MMSSL:cl_rate=0.5": "set by hand"}
