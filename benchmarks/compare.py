@@ -116,7 +116,7 @@ def run_one(spec):
     started = time.time()
     try:
         from recbole_mmssl.checkpoint import plain_config
-        from recbole_mmssl.quick_start import run_recbole_mmssl
+        from recbole_mmssl.quick_start import best_epoch, run_recbole_mmssl
 
         def progress(epoch_idx, valid_score):
             print(f"PROGRESS epoch {epoch_idx} valid {spec['valid_metric']}={valid_score:.4f}", flush=True)
@@ -131,11 +131,10 @@ def run_one(spec):
         )
         epochs = (resume["epochs"] if resume else []) + result["epochs"]
         scores = [e["valid_score"] for e in epochs]
-        best = epochs[scores.index(max(scores))]["epoch"] if epochs else None
         train_seconds = [e["train_seconds"] for e in epochs if e["train_seconds"] is not None]
         record.update(
             status="ok",
-            best_epoch=best,
+            best_epoch=best_epoch(epochs),
             n_epochs=len(epochs),
             best_valid_result=result["best_valid_result"],
             test_result=result["test_result"],

@@ -147,6 +147,18 @@ class EpochRecorder:
         )
 
 
+def best_epoch(epochs):
+    """The epoch whose checkpoint RecBole keeps: the highest validation score, the *last* on a tie.
+
+    RecBole's ``early_stopping`` takes ``value >= best`` as an improvement (scores are rounded to
+    four digits, so ties are common) and saves the model then; the test result is that epoch's.
+    """
+    if not epochs:
+        return None
+    best = max(e["valid_score"] for e in epochs)
+    return [e["epoch"] for e in epochs if e["valid_score"] == best][-1]
+
+
 def build(model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None, resume=None):
     """Config, data loaders, model and trainer for one run, seeded as RecBole does.
 

@@ -99,10 +99,10 @@ def draw_trials(space, n, seed):
 
 def trial_row(params, result):
     """A finished trial's row: its values and validation results only (test is never recorded)."""
+    from recbole_mmssl.quick_start import best_epoch
+
     epochs = result["epochs"]
-    scores = [e["valid_score"] for e in epochs]
-    best_epoch = epochs[scores.index(max(scores))]["epoch"] if epochs else None
-    return {**params, "valid_score": float(result["best_valid_score"]), "best_epoch": best_epoch,
+    return {**params, "valid_score": float(result["best_valid_score"]), "best_epoch": best_epoch(epochs),
             "epochs": len(epochs), "train_seconds": round(float(result["train_seconds"]), 1), "status": "finished"}
 
 

@@ -357,3 +357,23 @@ def test_a_run_without_a_recorded_peak_rss_still_aggregates():
            "best_valid_result": {"recall@20": 0.2}, "best_epoch": 3, "seconds_per_epoch": 1.0}
     table = aggregate([{**run, "peak_rss_mb": None}, {**run, "seed": 2, "peak_rss_mb": 700.0}], ["BPR"])
     assert table["BPR"]["peak_rss_mb"] == 700.0 and table["BPR"]["seeds_ok"] == [1, 2]
+
+
+def test_on_a_tie_the_best_epoch_is_the_one_recbole_kept(setting):
+    """RecBole counts an equal validation score as an improvement and saves that (later) epoch."""
+    import yaml
+
+    from recbole_mmssl.checkpoint import load_checkpoint
+    from recbole_mmssl.quick_start import best_epoch
+
+    tied = [{"epoch": 0, "valid_score": 0.1}, {"epoch": 1, "valid_score": 0.2}, {"epoch": 2, "valid_score": 0.2},
+            {"epoch": 3, "valid_score": 0.15}]
+    assert best_epoch(tied) == 2 and best_epoch([]) is None
+    args, results = setting
+    config_file = args[5].partition("=")[2]
+    config = yaml.safe_load(open(config_file))
+    yaml.safe_dump({**config, "learning_rate": 1e-12}, open(config_file, "w"))  # every epoch scores the same (4 digits)
+    compare.main(args)
+    record = json.loads((results / "runs" / "tiny" / "BPR__seed5.json").read_text())
+    assert record["valid_curve"][0] == record["valid_curve"][1]
+    assert record["best_epoch"] == 1 == load_checkpoint(record["checkpoint"])["epoch"]
