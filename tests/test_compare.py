@@ -25,6 +25,14 @@ def setting(tmp_path, monkeypatch):
     return args, results
 
 
+def _change_config(args, **values):
+    """Rewrite the setting's config file in place with ``values`` (the runs read it at their start)."""
+    import yaml
+
+    config_file = next(a for a in args if a.startswith("--config_files=")).partition("=")[2]
+    yaml.safe_dump({**yaml.safe_load(open(config_file)), **values}, open(config_file, "w"))
+
+
 def test_finished_runs_are_kept_and_reported(setting, capsys):
     args, results = setting
     compare.main(args)
@@ -40,15 +48,11 @@ def test_finished_runs_are_kept_and_reported(setting, capsys):
 
 
 def test_a_run_recorded_with_other_settings_is_set_aside_and_trained_again(setting, capsys):
-    import yaml
-
     args, results = setting
     compare.main(args)
     runs = results / "runs" / "tiny"
     before = (runs / "BPR__seed5.json").read_text()
-    config_file = args[5].partition("=")[2]
-    config = yaml.safe_load(open(config_file))
-    yaml.safe_dump({**config, "learning_rate": 0.0123}, open(config_file, "w"))  # a default changed since
+    _change_config(args, learning_rate=0.0123)  # a default changed since
     compare.main(args)
     out = capsys.readouterr().out
     assert "recorded with other settings than its spec gives now (learning_rate" in out and "0.0123" in out
@@ -361,8 +365,6 @@ def test_a_run_without_a_recorded_peak_rss_still_aggregates():
 
 def test_on_a_tie_the_best_epoch_is_the_one_recbole_kept(setting):
     """RecBole counts an equal validation score as an improvement and saves that (later) epoch."""
-    import yaml
-
     from recbole_mmssl.checkpoint import load_checkpoint
     from recbole_mmssl.quick_start import best_epoch
 
@@ -370,9 +372,7 @@ def test_on_a_tie_the_best_epoch_is_the_one_recbole_kept(setting):
             {"epoch": 3, "valid_score": 0.15}]
     assert best_epoch(tied) == 2 and best_epoch([]) is None
     args, results = setting
-    config_file = args[5].partition("=")[2]
-    config = yaml.safe_load(open(config_file))
-    yaml.safe_dump({**config, "learning_rate": 1e-12}, open(config_file, "w"))  # every epoch scores the same (4 digits)
+    _change_config(args, learning_rate=1e-12)  # every epoch scores the same (4 digits)
     compare.main(args)
     record = json.loads((results / "runs" / "tiny" / "BPR__seed5.json").read_text())
     assert record["valid_curve"][0] == record["valid_curve"][1]
