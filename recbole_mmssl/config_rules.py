@@ -270,6 +270,7 @@ CHECKS = {
     "train_stage": Check("choice", choices=("transductive_ft", "inductive_ft", "pretrain"), choices_attr="TRAIN_STAGES"),
     "item_mm_fusion": Check("choice", choices=("static", "dynamic_shared", "dynamic_instance"),
                             choices_attr="ITEM_MM_FUSIONS"),
+    "id_scoring": Check("choice", choices=("auto", "summed", "mixed"), null=True, choices_attr="ID_SCORINGS"),
     "interest_ratio": Check("number", low=0, low_open=True, high=1),
     "temperature": Check("number", low=0, low_open=True),
     "gamma": _NUMBER_GE0, "lambda": _NUMBER_GE0,

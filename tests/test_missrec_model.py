@@ -114,6 +114,34 @@ def test_model_scores_follow_the_fusion_formula(data):
         assert torch.allclose(model.full_sort_predict(batch), expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("id_scoring", ["auto", "summed", "mixed"])
+def test_one_modality_id_scoring_is_the_authors_sum_or_their_multimodal_mix(data, id_scoring):
+    root, _ = data
+    _, (train, _, _), model, _ = build_missrec(root, modalities=["text"], id_scoring=id_scoring)
+    model.eval()
+    with torch.no_grad():
+        batch = first_batch(train)
+        seq_output = model.forward(batch["item_id_list"], batch["item_length"])
+        text, ids = model.adapted("text"), model.item_embedding.weight
+        if id_scoring == "mixed":
+            cosine = (seq_output @ F.normalize(ids, dim=1).t() + 2 * seq_output @ F.normalize(text, dim=1).t()) / 3
+        else:  # the authors' one-modality branch: one cosine against the summed vectors
+            cosine = seq_output @ F.normalize(text + ids, dim=1).t()
+        assert torch.allclose(model.full_sort_predict(batch), cosine / model.temperature, atol=1e-5)
+
+
+def test_summed_id_scoring_with_two_modalities_sums_every_vector(data):
+    root, _ = data
+    _, (train, _, _), model, _ = build_missrec(root, id_scoring="summed")
+    model.eval()
+    with torch.no_grad():
+        batch = first_batch(train)
+        seq_output = model.forward(batch["item_id_list"], batch["item_length"])
+        total = model.adapted("text") + model.adapted("image") + model.item_embedding.weight
+        expected = seq_output @ F.normalize(total, dim=1).t() / model.temperature
+        assert torch.allclose(model.full_sort_predict(batch), expected, atol=1e-5)
+
+
 def test_inductive_model_scores_an_item_never_seen_in_training_by_its_features(data):
     root, features = data
     _, (train, _, test), model, trainer = build_missrec(root, train_stage="inductive_ft", epochs=1)

@@ -9,7 +9,8 @@ For a user vector s (L2-normalised) and candidate items with adapted modality ve
 * transductive (with item IDs): (l_id + 2 * fused) / 3 with l_id the cosine score of the ID embedding,
   exactly the authors' mix;
 * one modality: the authors score against the normalised sum of the adapted vector and the ID
-  embedding instead (:func:`summed_scores`).
+  embedding instead (:func:`summed_scores`). The key ``id_scoring`` names the two forms ``summed``
+  and ``mixed`` (with one modality, fused = its cosine score); ``auto`` follows the authors.
 
 Every score is divided by the temperature by the caller.
 """
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 FUSIONS = ("static", "dynamic_shared", "dynamic_instance")
+ID_SCORINGS = ("auto", "summed", "mixed")
 
 
 def modality_scores(seq_output, item_vectors):

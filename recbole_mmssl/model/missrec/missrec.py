@@ -21,8 +21,9 @@ from recbole_mmssl.model.common.scoring import EvalCache
 from recbole_mmssl.model.missrec import augment, fusion
 from recbole_mmssl.model.missrec.interest import minibatch_kmeans, number_of_interests, unique_interests
 
-TRAIN_STAGES = ("transductive_ft", "inductive_ft", "pretrain")  # the config checks read these two sets
+TRAIN_STAGES = ("transductive_ft", "inductive_ft", "pretrain")  # the config checks read these three sets
 ITEM_MM_FUSIONS = fusion.FUSIONS
+ID_SCORINGS = fusion.ID_SCORINGS
 AUG_SUFFIX = "_aug"
 
 
@@ -47,7 +48,9 @@ class MISSRec(EvalCache, SequentialRecommender):
 
     **Scoring** (3.4, :mod:`.fusion`): cosine scores per modality fused by a softmax with a learnable
     scale (``item_mm_fusion``), mixed with the ID score in the transductive setting; softmax
-    cross-entropy over all items with ``temperature``. Inductive (``train_stage: inductive_ft``, no IDs):
+    cross-entropy over all items with ``temperature``. With one modality the authors' code scores
+    against the normalised sum of the adapted vector and the ID embedding instead; ``id_scoring``
+    picks either form for any number of modalities (``auto``, the default: the authors' choice). Inductive (``train_stage: inductive_ft``, no IDs):
     any item with features is scored by its features alone, including items never seen in training.
 
     **Pre-training** (``train_stage: pretrain``, 3.5): in-batch sequence-item contrastive loss plus
@@ -128,6 +131,11 @@ class MISSRec(EvalCache, SequentialRecommender):
         )
         self.LayerNorm = nn.LayerNorm(d, eps=config["layer_norm_eps"])
         self.dropout = nn.Dropout(config["hidden_dropout_prob"])
+        self.id_scoring = config["id_scoring"] or "auto"
+        if self.id_scoring not in fusion.ID_SCORINGS:
+            raise ValueError(f"id_scoring must be one of {fusion.ID_SCORINGS}, got {self.id_scoring!r}")
+        if self.id_scoring == "auto":  # the authors' own branch: summed with one modality, mixed with more
+            self.id_scoring = "summed" if len(self.modality_names) == 1 else "mixed"
         self.fusion_factor = None
         if len(self.modality_names) > 1 and self.item_mm_fusion == "dynamic_shared":
             self.fusion_factor = nn.Parameter(torch.tensor(0.0))
@@ -255,12 +263,15 @@ class MISSRec(EvalCache, SequentialRecommender):
         ids = None
         if self.item_embedding is not None:
             ids = self.item_embedding.weight if items is None else self.item_embedding(items)
-        if len(vectors) == 1:
+        if (len(vectors) == 1 and ids is None) or (ids is not None and self.id_scoring == "summed"):
             return fusion.summed_scores(seq_output, vectors, ids)
-        factor = self.fusion_factor
-        if self.item_mm_fusion == "dynamic_instance" and items is not None:
-            factor = factor[items]
-        fused = fusion.fuse(fusion.modality_scores(seq_output, vectors), self.item_mm_fusion, factor)
+        if len(vectors) == 1:
+            fused = fusion.modality_scores(seq_output, vectors)[..., 0]
+        else:
+            factor = self.fusion_factor
+            if self.item_mm_fusion == "dynamic_instance" and items is not None:
+                factor = factor[items]
+            fused = fusion.fuse(fusion.modality_scores(seq_output, vectors), self.item_mm_fusion, factor)
         return fused if ids is None else fusion.with_id_scores(fused, seq_output, ids)
 
     def score_features(self, seq_output, features):
