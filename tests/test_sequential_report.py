@@ -1,6 +1,6 @@
 """benchmarks/sequential_report.py: the Scientific table's rows, finished and interrupted."""
 
-from benchmarks.sequential_report import METRICS, summarise, table_lines
+from benchmarks.sequential_report import METRICS, chosen_id_row, goal_lines, summarise, table_lines
 
 
 def _run(label, seed, status, recall):
@@ -27,3 +27,27 @@ def test_an_interrupted_missrec_row_gets_its_readable_name_with_the_suffix():
     names = {label: row["name"] for label, row in summarise(runs).items()}
     assert names == {"MISSRec:train_stage=inductive_ft": "MISSRec (no IDs)",
                      "MISSRec:train_stage=inductive_ft (interrupted)": "MISSRec (no IDs) (interrupted)"}
+
+
+def _scored(label, seed, recall, valid):
+    run = _run(label, seed, "ok", recall)
+    run["best_valid_result"] = {"ndcg@10": valid}
+    return run
+
+
+def test_the_goal_lines_speak_for_the_id_scoring_chosen_on_validation_not_on_test():
+    pre = "MISSRec:pretrained=/w/pre.pth;id_scoring=mixed"
+    runs = [_scored("MISSRec", 2022, 0.125, 0.060),  # better on test, worse on validation
+            _scored("MISSRec:id_scoring=mixed", 2022, 0.120, 0.070),
+            _scored(pre, 2022, 0.124, 0.071), _scored("SASRec", 2022, 0.100, 0.060)]
+    table = summarise(runs)
+    assert table["MISSRec:id_scoring=mixed"]["name"] == "MISSRec (IDs, mixed ID score)"
+    assert table[pre]["name"] == "MISSRec (IDs, mixed ID score), pre-trained"
+    assert chosen_id_row(table) == "MISSRec:id_scoring=mixed"
+    lines = goal_lines({"scientific": table})
+    assert lines[0].startswith("- MISSRec with IDs from scratch on full/ (MISSRec (IDs, mixed ID score): the better "
+                               "of 2 ID scorings on validation NDCG@10, 0.0700, 0.0600): test R@10 0.1200, 93.6%")
+    assert "- scientific: MISSRec (IDs, mixed ID score) R@10 0.1200 vs SASRec 0.1000 (mean); higher on 1 of 1" in lines[1]
+    # the pre-trained row is set against the scratch row of its own scoring
+    assert lines[2] == ("- scientific: MISSRec (IDs, mixed ID score), pre-trained R@10 0.1240 vs from scratch 0.1200 "
+                        "(+0.0040); N@10 0.1240 vs 0.1200.")
