@@ -19,6 +19,7 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from benchmarks.compare import parse_model_spec  # noqa: E402
 from benchmarks.report import INTERRUPTED, REPORTED, _hardware, load_runs  # noqa: E402
 
 FOLDERS = {
@@ -44,30 +45,28 @@ def display_name(label):
         return "MISSRec (no IDs)"
     if label != "MISSRec" and not label.startswith("MISSRec:"):
         return label
-    over = _overrides(label)
+    over = parse_model_spec(label)[1]
     if set(over) - {"pretrained", "id_scoring"} or over.get("id_scoring", "auto") not in ("auto", "mixed"):
         return label
     name = "MISSRec (IDs, mixed ID score)" if over.get("id_scoring") == "mixed" else "MISSRec (IDs)"
     return name + (", pre-trained" if "pretrained" in over else "")
 
 
-def _overrides(label):
-    """{key: value} of a ``Model:key=value;key=value`` label."""
-    _, _, spec = label.partition(":")
-    return dict(part.split("=", 1) for part in spec.split(";") if "=" in part)
-
-
 def _scratch_label(label):
     """The from-scratch row a pre-trained row is compared with: the same label without ``pretrained``."""
-    rest = [f"{k}={v}" for k, v in _overrides(label).items() if k != "pretrained"]
+    rest = [f"{k}={v}" for k, v in parse_model_spec(label)[1].items() if k != "pretrained"]
     return "MISSRec" + (":" + ";".join(rest) if rest else "")
+
+
+def scratch_id_rows(table):
+    """Labels of the finished from-scratch MISSRec-with-IDs rows (one per ID scoring run)."""
+    return [label for label, row in table.items() if row["name"].startswith("MISSRec (IDs")
+            and not row["name"].endswith(("pre-trained", INTERRUPTED)) and row["valid_ndcg@10"][0] is not None]
 
 
 def chosen_id_row(table):
     """The from-scratch MISSRec-with-IDs row with the best mean validation NDCG@10 (never chosen on test)."""
-    candidates = [label for label, row in table.items() if row["name"].startswith("MISSRec (IDs")
-                  and not row["name"].endswith(("pre-trained", INTERRUPTED)) and row["valid_ndcg@10"][0] is not None]
-    return max(candidates, key=lambda label: table[label]["valid_ndcg@10"][0], default=None)
+    return max(scratch_id_rows(table), key=lambda label: table[label]["valid_ndcg@10"][0], default=None)
 
 
 def summarise(runs):
@@ -132,10 +131,10 @@ def goal_lines(tables):
     chosen = chosen_id_row(full)
     if chosen:
         ids = full[chosen]
-        others = [label for label in full if label != chosen and full[label]["name"].startswith("MISSRec (IDs")
-                  and not full[label]["name"].endswith(("pre-trained", INTERRUPTED))]
-        why = (f" ({ids['name']}: the better of {len(others) + 1} ID scorings on validation NDCG@10, "
-               + ", ".join(f"{full[lab]['valid_ndcg@10'][0]:.4f}" for lab in [chosen] + others) + ")") if others else ""
+        others = [label for label in scratch_id_rows(full) if label != chosen]
+        scores = ", ".join(f"{full[lab]['valid_ndcg@10'][0]:.4f}" for lab in [chosen] + others)
+        why = (f" ({ids['name']}: the better of {len(others) + 1} ID scorings on validation NDCG@10, {scores})"
+               if others else "")
         ratio = ids["recall@10"][0] / AUTHORS["MISSRec (IDs)"]["recall@10"]
         lines.append(f"- MISSRec with IDs from scratch on full/{why}: test R@10 {ids['recall@10'][0]:.4f}, "
                      f"{ratio:.1%} of the authors' 0.1282 ({'within' if abs(ratio - 1) <= 0.05 else 'not within'} "

@@ -50,8 +50,9 @@ class MISSRec(EvalCache, SequentialRecommender):
     scale (``item_mm_fusion``), mixed with the ID score in the transductive setting; softmax
     cross-entropy over all items with ``temperature``. With one modality the authors' code scores
     against the normalised sum of the adapted vector and the ID embedding instead; ``id_scoring``
-    picks either form for any number of modalities (``auto``, the default: the authors' choice). Inductive (``train_stage: inductive_ft``, no IDs):
-    any item with features is scored by its features alone, including items never seen in training.
+    picks either form for any number of modalities (``auto``, the default: the authors' choice).
+    Inductive (``train_stage: inductive_ft``, no IDs): any item with features is scored by its features
+    alone, including items never seen in training.
 
     **Pre-training** (``train_stage: pretrain``, 3.5): in-batch sequence-item contrastive loss plus
     ``lambda`` x sequence-sequence contrastive loss between a sequence and its augmentation
@@ -263,9 +264,9 @@ class MISSRec(EvalCache, SequentialRecommender):
         ids = None
         if self.item_embedding is not None:
             ids = self.item_embedding.weight if items is None else self.item_embedding(items)
-        if (len(vectors) == 1 and ids is None) or (ids is not None and self.id_scoring == "summed"):
+        if ids is not None and self.id_scoring == "summed":
             return fusion.summed_scores(seq_output, vectors, ids)
-        if len(vectors) == 1:
+        if len(vectors) == 1:  # a single modality's cosine: what summed_scores gives without IDs
             fused = fusion.modality_scores(seq_output, vectors)[..., 0]
         else:
             factor = self.fusion_factor
