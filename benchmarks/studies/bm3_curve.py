@@ -22,9 +22,11 @@ import argparse
 import json
 import os
 import sys
+import time
 
 import numpy as np
 import torch
+import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
@@ -83,7 +85,7 @@ def run_seed(args, seed):
     from recbole_mmssl.quick_start import build
 
     threads.apply()
-    overrides = dict(item.split("=", 1) for item in args.set)
+    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
     config, (train_data, valid_data, _), model, trainer = build(
         args.model, args.dataset, None,
         {"data_path": os.path.abspath(args.data_path), "seed": seed, "show_progress": False, "state": "WARNING",
@@ -107,11 +109,21 @@ def run_seed(args, seed):
     return {"seed": seed, "pop_valid": pop_valid, "overrides": overrides, "epochs": rows}
 
 
-def write(out, runs, args):
+def provenance():
+    """Commit, date, hardware and threads of this run, for the report's header."""
+    from benchmarks.compare import code_version, hardware
+
+    return {"code": code_version(), "date": time.strftime("%Y-%m-%d"), "hardware": hardware("cpu"),
+            "threads": torch.get_num_threads()}
+
+
+def write(out, runs, args, made):
     with open(out + ".json", "w") as f:
-        json.dump({"model": args.model, "dataset": args.dataset, "runs": runs}, f, indent=1)
+        json.dump({"model": args.model, "dataset": args.dataset, **made, "runs": runs}, f, indent=1)
     lines = [f"# {args.model} on {args.dataset}: validation Recall@20, popularity share and user collapse per epoch",
              "", "`python benchmarks/studies/bm3_curve.py " + " ".join(sys.argv[1:]) + "`", "",
+             f"Commit {made['code']}, {made['date']}, {made['hardware']}, {made['threads']} thread(s); RecBole's "
+             "split of the dataset's property file, validation only (the test split is never scored here).", "",
              f"pop_share: share of the top-{TOPK} lists in the {POPULAR} most popular training items; user_cos: "
              "mean cosine of the user vectors to their mean (1 = one list for everyone); pop valid: Recall@20 "
              "of ranking by training popularity.", ""]
@@ -136,7 +148,7 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(REPO, "results", "bm3_tiktok_curve"))
     args = parser.parse_args(argv)
     runs = [run_seed(args, int(s)) for s in args.seeds.split(",")]
-    write(args.out, runs, args)
+    write(args.out, runs, args, provenance())
     print("wrote", args.out + ".md")
 
 
