@@ -26,7 +26,6 @@ import time
 
 import numpy as np
 import torch
-import yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
@@ -81,11 +80,12 @@ def diagnose(model, users, train_csr, targets, popular):
 
 
 def run_seed(args, seed):
+    from benchmarks.compare import parse_model_spec
     from recbole_mmssl import threads
     from recbole_mmssl.quick_start import build
 
     threads.apply()
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    overrides = parse_model_spec(f"{args.model}:" + ";".join(args.set))[1]  # values read as compare.py reads them
     config, (train_data, valid_data, _), model, trainer = build(
         args.model, args.dataset, None,
         {"data_path": os.path.abspath(args.data_path), "seed": seed, "show_progress": False, "state": "WARNING",
