@@ -228,6 +228,7 @@ CHECKS = {
     "train_batch_size": Check("int", low=1),
     "eval_batch_size": Check("int", low=1),
     "stopping_step": Check("int", low=1),
+    "patience_after_warm_up": Check("bool"),
     "eval_step": Check("int", low=0),
     "seed": Check("int", low=0, high=2**32 - 1),  # numpy.random.seed, which RecBole's init_seed calls, takes no other
     "embedding_size": Check("int", low=1),

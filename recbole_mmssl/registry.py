@@ -3,7 +3,9 @@
 RecBole's ``get_model`` only searches ``recbole.model``; ``run_recbole`` therefore cannot run a plugin
 model. Built-in trainers are wrapped with the tensor-only checkpoint mixin (torch>=2.6 refuses
 RecBole's pickled checkpoints) and the per-epoch learning-rate decay that a config can name
-(``lr_decay``, recbole_mmssl/lr_schedule.py; off unless set); everything else about them is RecBole's.
+(``lr_decay``, recbole_mmssl/lr_schedule.py; off unless set), and their early-stopping patience does not
+count a model's warm-up epochs (``patience_after_warm_up``, recbole_mmssl/patience.py; only NCL has
+one); everything else about them is RecBole's.
 """
 
 import importlib
@@ -57,13 +59,15 @@ _SAFE_TRAINERS = {}
 
 
 def get_trainer(model_type, model_name):
-    """The trainer class for ``model_name``, always saving tensor-only checkpoints and honouring ``lr_decay``."""
+    """The trainer class for ``model_name``: tensor-only checkpoints, ``lr_decay``, ``patience_after_warm_up``."""
     if model_name in PLUGIN_MODELS and PLUGIN_MODELS[model_name][1]:
         return _import(PLUGIN_MODELS[model_name][1])
     base = recbole_get_trainer(model_type, model_name)
     if base not in _SAFE_TRAINERS:
         from recbole_mmssl.checkpoint import TensorCheckpointMixin
         from recbole_mmssl.lr_schedule import LRDecayMixin
+        from recbole_mmssl.patience import WarmUpPatienceMixin
 
-        _SAFE_TRAINERS[base] = type(base.__name__, (LRDecayMixin, TensorCheckpointMixin, base), {"__module__": __name__})
+        mixins = (WarmUpPatienceMixin, LRDecayMixin, TensorCheckpointMixin, base)
+        _SAFE_TRAINERS[base] = type(base.__name__, mixins, {"__module__": __name__})
     return _SAFE_TRAINERS[base]
