@@ -36,6 +36,7 @@ sys.path.insert(0, REPO)
 
 import recbole_mmssl  # noqa: E402,F401  (thread wait settings before numpy/torch load: recbole_mmssl/threads.py)
 from benchmarks.report import cpu_name, metric_name, write_reports  # noqa: E402
+from recbole_mmssl.checkpoint import newest_last_checkpoint  # noqa: E402
 from recbole_mmssl.cli import ArgumentParser, check_output_folder, run_cli  # noqa: E402
 from recbole_mmssl.errors import UsageError, UserError  # noqa: E402
 
@@ -287,14 +288,6 @@ def _epochs_in_last_checkpoint(checkpoint_dir):
 
     last = newest_last_checkpoint(checkpoint_dir)
     return int(load_checkpoint(last)["epoch"]) + 1 if last else None
-
-
-def newest_last_checkpoint(checkpoint_dir):
-    """The newest ``.last.pth`` in a run's own checkpoint folder (None without folder or file)."""
-    if not checkpoint_dir or not os.path.isdir(checkpoint_dir):
-        return None
-    lasts = [os.path.join(checkpoint_dir, n) for n in os.listdir(checkpoint_dir) if n.endswith(".last.pth")]
-    return max(lasts, key=os.path.getmtime) if lasts else None
 
 
 def _child_env(spec):

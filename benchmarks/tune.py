@@ -16,7 +16,9 @@ Writes, under ``--out/<dataset>/``:
 * ``summary.json``: per model the space file, trials run, budget, chosen values, validation score,
   the config file and the equivalent compare spec (``Model:key=value;...``).
 
-An interrupted search continues from ``trials.jsonl`` when run again with the same arguments.
+An interrupted search continues from ``trials.jsonl`` when run again with the same arguments; with
+``--tool=local`` a trial stopped midway (Ctrl-C, SIGTERM, e.g. ``timeout``) also continues from its
+last epoch, kept under ``--checkpoint_dir`` until the trial ends.
 ``--specs`` trains nothing: it prints the tuned models' compare specs from ``summary.json``, ready for
 ``compare.py --models=``.
 Other ``--key=value`` arguments are config overrides for every trial. The search itself is
@@ -59,6 +61,10 @@ def parse_args(argv):
     parser.add_argument("--spaces", default=SPACES, help="folder of <Model>.test search spaces")
     parser.add_argument("--config_files", default=None, help="yaml files applied to every trial")
     parser.add_argument("--out", default=os.path.join(REPO, "results", "tuning"))
+    parser.add_argument("--checkpoint_dir", default=os.path.join(os.path.expanduser("~"), ".cache", "recbole-mmssl",
+                                                                 "tuning"),
+                        help="--tool=local: each trial's checkpoints, kept while it is unfinished (a stopped "
+                             "trial continues from its last epoch when the search runs again)")
     parser.add_argument("--threads", type=int, default=None, help="pin the CPU threads of every trial")
     parser.add_argument("--tool", choices=["local", "ray"], default="local",
                         help="local: trials one after another in this process; ray: as Ray Tune trials")
@@ -115,6 +121,8 @@ def tune_model(model, args, log=print):
                    "stopping_step": args.stopping_step}
     fixed = {"model": model, "dataset": args.dataset, "config_dict": config_dict, "cmd_args": args.cmd_args,
              "config_files": config_files}
+    if args.tool == "local":
+        fixed["checkpoint_root"] = os.path.join(os.path.abspath(args.checkpoint_dir), args.dataset, model)
     check_values(space, lines, space_file, fixed)
     drawn = tuning.draw_trials(space, args.trials, args.draw_seed)
     preflight(model, args.dataset, config_files, {**config_dict, **drawn[0]}, args.cmd_args)

@@ -66,6 +66,14 @@ RUNTIME_KEYS = {"device", "local_rank", "single_spec", "world_size", "nproc", "o
                 "MODEL_TYPE", "MODEL_INPUT_TYPE", "eval_type", "valid_neg_sample_args", "test_neg_sample_args"}
 
 
+def newest_last_checkpoint(checkpoint_dir):
+    """The newest ``.last.pth`` in a run's own checkpoint folder (None without folder or file)."""
+    if not checkpoint_dir or not os.path.isdir(checkpoint_dir):
+        return None
+    lasts = [os.path.join(checkpoint_dir, n) for n in os.listdir(checkpoint_dir) if n.endswith(".last.pth")]
+    return max(lasts, key=os.path.getmtime) if lasts else None
+
+
 def other_parameters(model):
     """RecBole's ``other_parameter()`` without the submodules some models list there (FDSA, SASRecF and
     GRU4RecF list their ``feature_embed_layer``): a module's tensors are in the state dict already, and

@@ -19,6 +19,7 @@ where it stopped (the draws depend only on the space, ``n`` and the search seed)
 """
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -166,18 +167,37 @@ def _atomic_json(path, value):
 
 # ----------------------------------------------------------------------------- running
 
+def trial_folder(root, index, params, fixed):
+    """A trial's own checkpoint folder under ``root``: named by its index and a digest of everything
+    that defines its training, so that only the same trial of the same search continues from it."""
+    identity = {key: fixed.get(key) for key in ("model", "dataset", "config_dict", "config_files", "cmd_args")}
+    digest = hashlib.sha256(json.dumps([identity, params], sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return os.path.join(root, f"trial{index}-{digest}")
+
+
 def run_local(drawn, fixed, store, log=print):
-    """Each pending trial in this process, one after the other; every end is stored at once."""
+    """Each pending trial in this process, one after the other; every end is stored at once.
+
+    With ``fixed["checkpoint_root"]`` each trial keeps its checkpoints in its own folder there: a trial
+    stopped by Ctrl-C or SIGTERM (a deadline) continues from its last epoch when the search is run again.
+    """
     from recbole_mmssl.hyper import run_trial
 
+    root = fixed.get("checkpoint_root")
     for index, params in enumerate(drawn):
         if store.done(index, params):
             continue
+        trial_fixed = fixed if root is None else {**fixed, "checkpoint_dir": trial_folder(root, index, params, fixed)}
         log(f"trial {index + 1}/{len(drawn)}: {params}")
         started = time.time()
         try:
-            row = trial_row(params, run_trial(params, fixed))
+            row = trial_row(params, run_trial(params, trial_fixed))
         except UserError:  # bad data or settings: every trial would fail alike
+            raise
+        except KeyboardInterrupt:
+            if root is not None:
+                log(f"trial {index + 1}/{len(drawn)}: stopped; its last epoch is kept in "
+                    f"{trial_fixed['checkpoint_dir']}: the same command continues it")
             raise
         except (ValueError, RuntimeError, FloatingPointError) as err:  # e.g. a diverging learning rate
             row = failed_row(params, err)

@@ -34,7 +34,8 @@ def tiny(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["tune.py"])
     monkeypatch.chdir(tmp_path)
     args = ["--dataset=tiny", f"--data_path={tmp_path}", "--models=BPR", "--trials=2", "--epochs=4",
-            f"--spaces={spaces}", f"--out={tmp_path / 'out'}", f"--config_files={fixed}"]
+            f"--spaces={spaces}", f"--out={tmp_path / 'out'}", f"--config_files={fixed}",
+            f"--checkpoint_dir={tmp_path / 'trials'}"]
     return tmp_path, args, fixed
 
 
@@ -87,6 +88,45 @@ def test_an_interrupted_search_continues_and_another_search_is_refused(tiny, mon
     assert tune.main(args) == 0 and len(ran) == 1  # a finished search only rewrites its outputs
     other = [a if not a.startswith("--trials") else "--trials=3" for a in args]
     assert tune.main(other) == 2  # same folder, another budget: refused, nothing mixed
+
+
+def test_a_trial_stopped_midway_continues_from_its_last_epoch_and_ends_as_if_never_stopped(tiny, monkeypatch):
+    from recbole_mmssl import hyper
+
+    tmp_path, args, _ = tiny
+    args = [a if not a.startswith("--epochs") else "--epochs=6" for a in args]
+    real_trial = hyper.run_trial
+    other_folders = [a for a in args if not a.startswith(("--out=", "--checkpoint_dir="))]
+    assert tune.main(other_folders + [f"--out={tmp_path / 'whole'}", f"--checkpoint_dir={tmp_path / 'whole_trials'}"]) == 0
+    whole = [json.loads(line)["row"] for line in (tmp_path / "whole" / "tiny" / "BPR" / "trials.jsonl").open()]
+
+    def stop_after_epoch_2(epoch_idx, valid_score):
+        if epoch_idx == 2:
+            raise KeyboardInterrupt
+
+    stopped = []
+
+    def first_trial_stopped(params, fixed):
+        if not stopped:
+            stopped.append(fixed["checkpoint_dir"])
+            return real_trial(params, {**fixed, "callback": stop_after_epoch_2})
+        return real_trial(params, fixed)
+
+    monkeypatch.setattr(hyper, "run_trial", first_trial_stopped)
+    assert tune.main(args) == 130
+    kept = Path(stopped[0])
+    assert kept.parent == tmp_path / "trials" / "tiny" / "BPR" and list(kept.glob("*.last.pth"))
+    assert [json.loads(line)["epoch"] for line in (kept / "epochs.jsonl").open()] == [0, 1, 2]
+    trained = []
+    monkeypatch.setattr(hyper, "run_trial", lambda params, fixed: real_trial(
+        params, {**fixed, "callback": lambda epoch, score: trained.append(epoch)}))
+    assert tune.main(args) == 0
+    assert trained[:3] == [3, 4, 5]  # the stopped trial went on after its last epoch
+    rows = [json.loads(line)["row"] for line in (tmp_path / "out" / "tiny" / "BPR" / "trials.jsonl").open()]
+    for row, reference in zip(rows, whole):
+        assert {k: row[k] for k in ("valid_score", "best_epoch", "epochs")} == \
+            {k: reference[k] for k in ("valid_score", "best_epoch", "epochs")}
+    assert not kept.exists()  # an ended trial leaves no checkpoints behind
 
 
 def test_draws_are_distinct_deterministic_and_cover_a_grid_of_the_budgets_size():
