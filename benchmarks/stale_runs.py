@@ -10,7 +10,9 @@ compared with the settings the spec resolves to now; a run that differs is set a
 Compared: the keys both configs have, except those that name where or how a run ran rather than what
 it trained (paths, device, logging), and the epoch cap ``epochs``: raising the cap to continue a
 stopped run is intended (a finished run keeps the cap it ran under; the reports show each row's cap). A key only one side has is not a difference: new keys come with
-defaults that keep the earlier behaviour, and old records lack them.
+defaults that keep the earlier behaviour, and old records lack them. Nor are the keys a run sets from
+its data (``ADAPTED_TO_DATA``, e.g. NCL's ``num_clusters`` capped on small data): the record holds the
+adapted value, the spec the default.
 """
 
 import os
@@ -28,9 +30,11 @@ def changed_settings(recorded, current):
     """[(key, recorded value, current value)] for every setting both configs have and that differs."""
     if not isinstance(recorded, dict):
         return []
+    from recbole_mmssl.quick_start import ADAPTED_TO_DATA
+
     changed = []
     for key in sorted(set(recorded) & set(current)):
-        if key in NOT_SETTINGS:
+        if key in NOT_SETTINGS or key in ADAPTED_TO_DATA:
             continue
         old, new = recorded[key], current[key]
         if _normal(old) != _normal(new):

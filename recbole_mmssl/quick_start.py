@@ -107,6 +107,11 @@ def check_resume_target(state, config, path):
                         "to continue that run, or leave out --resume to start a new one")
 
 
+#: Keys :func:`adapt_to_dataset` may set from the data: a run records the adapted value, its spec resolves to
+#: the default, so they are no sign of changed settings (benchmarks/stale_runs.py).
+ADAPTED_TO_DATA = {"num_clusters"}
+
+
 def adapt_to_dataset(config, dataset):
     """Adjust built-in defaults that cannot work on a small dataset, saying so in the log."""
     if config["model"] == "NCL" and config["num_clusters"]:

@@ -72,6 +72,8 @@ def test_only_settings_count_as_changes():
     assert changed_settings(recorded, current) == []
     assert changed_settings({**recorded, "reg_weight": 2.0}, {**current, "reg_weight": 0.1}) == [("reg_weight", 2.0, 0.1)]
     assert changed_settings(None, current) == []
+    # NCL's num_clusters capped on small data (quick_start.adapt_to_dataset): recorded 94, spec default 1000
+    assert changed_settings({**recorded, "num_clusters": 94}, {**current, "num_clusters": 1000}) == []
 
 
 def test_an_interrupted_run_is_evaluated_from_its_best_checkpoint(setting):
