@@ -48,7 +48,8 @@ FORMAT_VERSION = 1
 # files are, how much it prints, implementation choices with the same maths, and the seed (the RNG
 # states themselves are restored from the checkpoint).
 RESUMABLE_KEYS = {
-    "epochs", "stopping_step", "patience_after_warm_up", "seed", "show_progress", "state", "data_path", "checkpoint_dir", "gpu_id", "use_gpu",
+    "epochs", "stopping_step", "patience_after_warm_up", "seed", "show_progress", "state", "data_path",
+    "checkpoint_dir", "gpu_id", "use_gpu",
     "eval_batch_size", "worker", "log_wandb", "wandb_project", "loss_decimal_place", "metric_decimal_place",
     "feature_cache", "critic_matmul", "critic_path", "save_dataset", "save_dataloaders", "dataset_save_path",
     "dataloaders_save_path",
