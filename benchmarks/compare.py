@@ -130,7 +130,7 @@ def run_one(spec):
             config_dict=_config_dict(spec), saved=True, callback_fn=progress, breakdown_k=spec.get("breakdown_k"),
             resume=resume["checkpoint"] if resume else None,
         )
-        epochs = (resume["epochs"] if resume else []) + result["epochs"]
+        epochs = result["epochs"]  # the whole run's, a resumed run's earlier epochs included
         scores = [e["valid_score"] for e in epochs]
         train_seconds = [e["train_seconds"] for e in epochs if e["train_seconds"] is not None]
         record.update(
@@ -170,29 +170,9 @@ def _config_dict(spec):
     return config
 
 
-def epoch_scores(text):
-    """{epoch: validation score} from a run's log: its PROGRESS lines, and RecBole's own ``epoch N
-    evaluating [..., valid_score: X]`` line for an epoch whose PROGRESS line a stop cut off (the trainer
-    saves the epoch's .last.pth before it reports the epoch)."""
-    scores = {int(e): float(v) for e, v in re.findall(r"epoch (\d+) evaluating \[[^\]]*valid_score: ([0-9.]+)\]", text)}
-    scores.update({int(e): float(v) for e, v in re.findall(r"^PROGRESS epoch (\d+) valid \S+=([0-9.]+)", text, flags=re.M)})
-    return scores
-
-
-def log_curve(text):
-    """(validation score per epoch, training seconds per epoch) from a run's log (PROGRESS lines and
-    the trainers' epoch lines). A continued run's log repeats the epoch it was stopped in: the last
-    line of each epoch counts."""
-    scores = epoch_scores(text)
-    seconds = {int(e): float(v) for e, v in re.findall(r"epoch (\d+) training \[time: ([0-9.]+)s", text)}
-    n = max(scores, default=-1) + 1
-    return ([scores.get(e, float("nan")) for e in range(n)],
-            [seconds[e] for e in range(n) if e in seconds])
-
-
-def resumable(checkpoint_dir, log_path):
+def resumable(checkpoint_dir):
     """What an interrupted run left to continue from: its newest ``.last.pth`` in ``checkpoint_dir``
-    (the run's own folder) and the per-epoch validation scores and times its log printed up to it.
+    (the run's own folder; it carries the run's earlier epochs) and how many epochs it has trained.
 
     Returns None when there is nothing to continue (no folder, no last checkpoint).
     """
@@ -201,13 +181,7 @@ def resumable(checkpoint_dir, log_path):
     last = newest_last_checkpoint(checkpoint_dir)
     if last is None:
         return None
-    done = int(load_checkpoint(last)["epoch"]) + 1  # epochs finished before the interruption
-    text = open(log_path).read() if os.path.exists(log_path) else ""
-    scores = epoch_scores(text)
-    seconds = {int(e): float(v) for e, v in re.findall(r"epoch (\d+) training \[time: ([0-9.]+)s", text)}
-    epochs = [{"epoch": e, "valid_score": scores.get(e, float("nan")), "train_seconds": seconds.get(e)}
-              for e in range(done)]
-    return {"checkpoint": last, "epoch": done, "epochs": epochs}
+    return {"checkpoint": last, "epoch": int(load_checkpoint(last)["epoch"]) + 1}
 
 
 def set_aside_if_stale(label, seed, out, checkpoint_dir, current, runs_dir):
@@ -234,27 +208,27 @@ def set_aside_if_stale(label, seed, out, checkpoint_dir, current, runs_dir):
 
 def finalize_interrupted(spec, log_path):
     """Record a run that was stopped before early stopping (killed, session limit, time budget) from
-    its log.
+    its newest ``.last.pth``: the epochs it trained and the best-on-validation checkpoint it names.
 
-    The best-on-validation checkpoint it saved (RecBole's INFO line "Saving current: ...") is evaluated on test exactly as a finished run's
-    would be; the record says ``status: interrupted`` and at which epoch it stopped, so the report
-    can show it apart from finished runs. Returns False when the run saved no checkpoint.
+    That checkpoint is evaluated on test exactly as a finished run's would be; the record says
+    ``status: interrupted`` and after how many epochs it stopped, so the report can show it apart from
+    finished runs. Returns False when the run finished no epoch. The log gives only the commit and
+    threads the run printed at its start.
     """
     from recbole_mmssl import threads
     from recbole_mmssl.checkpoint import load_checkpoint, plain_config
+    from recbole_mmssl.epoch_history import EpochHistory
     from recbole_mmssl.quick_start import build
 
     threads.apply()
-    with open(log_path) as f:
-        text = f.read()
-    saved = re.findall(r"Saving current: (\S+\.pth)", text)
-    if not saved:
+    last = newest_last_checkpoint(spec.get("checkpoint_dir"))
+    if last is None:
         return False
-    checkpoint = os.path.join(spec["cwd"], saved[-1])
-    curve, seconds = log_curve(text)
-    trained = _epochs_in_last_checkpoint(spec.get("checkpoint_dir"))
-    if trained is not None:  # what a continuation builds on: an epoch evaluated but not yet saved is not
-        curve, seconds = curve[:trained], seconds[:trained]
+    last_state = load_checkpoint(last)
+    epochs = EpochHistory.from_checkpoint(last_state).entries
+    curve = [e["valid_score"] for e in epochs]
+    seconds = [e["train_seconds"] for e in epochs if e["train_seconds"] is not None]
+    checkpoint = os.path.join(spec["cwd"], last_state["best_model_file"])
     config, (train_data, valid_data, test_data), _, trainer = build(
         spec["model"], spec["dataset"], spec["config_files"], _config_dict(spec))
     state = load_checkpoint(checkpoint)
@@ -268,6 +242,7 @@ def finalize_interrupted(spec, log_path):
 
         groups = breakdown(trainer, test_data, train_data._dataset, k=spec["breakdown_k"])
     record = {k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset", "valid_metric")}
+    text = open(log_path).read() if os.path.exists(log_path) else ""
     code = re.search(r"^CODE (\S+) THREADS (\d+)", text, flags=re.M)
     record["code"], record["threads"] = (code.group(1), int(code.group(2))) if code else (None, None)
     record.update(
@@ -280,14 +255,6 @@ def finalize_interrupted(spec, log_path):
     )
     _write_json(spec["out"], record)
     return True
-
-
-def _epochs_in_last_checkpoint(checkpoint_dir):
-    """Epochs finished in the run's newest .last.pth (None without one)."""
-    from recbole_mmssl.checkpoint import load_checkpoint
-
-    last = newest_last_checkpoint(checkpoint_dir)
-    return int(load_checkpoint(last)["epoch"]) + 1 if last else None
 
 
 def _child_env(spec):
@@ -525,7 +492,7 @@ def _main(argv):
                 print(f"{label} seed {seed}: recorded as interrupted", flush=True)
             return
         try:
-            spec["resume"] = resumable(spec["checkpoint_dir"], log_path)
+            spec["resume"] = resumable(spec["checkpoint_dir"])
         except UserError as err:  # a damaged or foreign .last.pth: this run fails, the others go on
             _write_json(out, {**{k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")},
                               "status": "failed", "error": f"cannot continue: {err}"})

@@ -40,6 +40,7 @@ from recbole.utils import set_color
 
 from recbole_mmssl.atomic_write import atomic_file, signals_held
 from recbole_mmssl.checkpoint_digest import digest_mismatch, state_digest
+from recbole_mmssl.epoch_history import EpochHistory
 from recbole_mmssl.errors import DataError
 
 FORMAT_VERSION = 1
@@ -300,10 +301,13 @@ class TensorCheckpointMixin:
     Subclasses add their own state through ``_extra_checkpoint_state`` /
     ``_load_extra_checkpoint_state`` (MMSSL: the critic and its optimiser). Callers may set
     ``dataset_fingerprint`` (recorded and checked on resume) and ``command_line`` (the argv of the
-    command, so that Ctrl-C prints the whole command that continues the run).
+    command, so that Ctrl-C prints the whole command that continues the run). ``epoch_history``
+    (recbole_mmssl/epoch_history.py) holds every validated epoch of the run, resumed ones included,
+    and goes into each checkpoint.
     """
 
     dataset_fingerprint = None
+    epoch_history = None
     command_line = None
     run_id = None
     _resumed = False
@@ -331,6 +335,7 @@ class TensorCheckpointMixin:
             "optimizer": self.optimizer.state_dict(),
             "rng": {**rng_state(), "train_loader": self._train_loader_rng()},
             "extra": self._extra_checkpoint_state(),
+            "history": list(self.epoch_history.entries) if self.epoch_history is not None else [],
         }
 
     def _train_loader_rng(self):
@@ -425,6 +430,7 @@ class TensorCheckpointMixin:
             atomic_copy(copy_best_from, best_file)
             self.logger.info(f"Copied the best epoch so far from {copy_best_from} to {best_file}")
         self.run_id = state.get("run")
+        self.epoch_history = EpochHistory.from_checkpoint(state)
         self._resumed = True
         set_rng_state(state["rng"])
         self._pending_loader_rng = state["rng"].get("train_loader")
@@ -492,7 +498,14 @@ class TensorCheckpointMixin:
             train_data.generator.set_state(pending)
             self._pending_loader_rng = None
 
+        if self.epoch_history is None:
+            self.epoch_history = EpochHistory()
+        history = self.epoch_history
+        history.start()
+        self._train_epoch = history.timed(self._train_epoch)  # this instance only, whatever class defines it
+
         def end_of_epoch(epoch_idx, valid_score):
+            history.record(epoch_idx, valid_score)  # before the save: the .last.pth holds this epoch too
             self._add_valid_result_to_tensorboard(epoch_idx)
             if saved:
                 self._save_last_checkpoint(epoch_idx)
@@ -524,6 +537,8 @@ class TensorCheckpointMixin:
         except BaseException:
             self._release_empty_claim()
             raise
+        finally:
+            del self._train_epoch  # the class's own again
 
     def _say_how_to_continue(self, saved, headline):
         """One warning: where the last finished epoch is and the whole command that continues the run."""

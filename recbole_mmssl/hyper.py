@@ -15,18 +15,17 @@ parameter file, every value it can draw, the fixed settings and the data are che
 
 import argparse
 import csv
-import json
 import math
 import os
 import shutil
 import sys
 import tempfile
-import time
 
 import yaml
 
 from recbole_mmssl import compat
 from recbole_mmssl.atomic_write import atomic_file
+from recbole_mmssl.checkpoint import newest_last_checkpoint
 from recbole_mmssl.cli import ArgumentParser, check_not_an_input, check_output_folder, config_overrides, run_cli
 from recbole_mmssl.errors import DataError
 from recbole_mmssl.hyper_space import ALGOS, check_algo, check_ray_address, check_search, read_space
@@ -39,7 +38,8 @@ def run_trial(params, fixed):
     Checkpoints go to a temporary folder, removed at the end; or, when ``fixed`` names the trial's own
     ``checkpoint_dir`` (benchmarks/tune.py), to that folder, kept when the trial is interrupted
     (Ctrl-C, SIGTERM) so that the same call continues it from its ``.last.pth``, and removed once the
-    trial has ended. The result's ``epochs`` and ``train_seconds`` then cover the whole trial.
+    trial has ended. The result's ``epochs`` and ``train_seconds`` then cover the whole trial (the
+    checkpoint carries the earlier epochs: recbole_mmssl/epoch_history.py).
     """
     kept = fixed.get("checkpoint_dir")
     if kept is None:
@@ -48,15 +48,11 @@ def run_trial(params, fixed):
             return _train(params, fixed, checkpoint_dir, fixed.get("callback"))
         finally:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    trial = KeptTrial(kept)
     try:
-        result = _train(params, fixed, kept, trial.recorder(fixed.get("callback")), resume=trial.last)
+        result = _train(params, fixed, kept, fixed.get("callback"), resume=newest_last_checkpoint(kept))
     except Exception:  # the trial has ended (failed): nothing to continue
         shutil.rmtree(kept, ignore_errors=True)
         raise
-    result["epochs"] = [{"epoch": e["epoch"], "valid_score": e["valid_score"], "train_seconds": None}
-                        for e in trial.earlier] + result["epochs"]
-    result["train_seconds"] += sum(e["seconds"] or 0 for e in trial.earlier)
     shutil.rmtree(kept, ignore_errors=True)
     return result
 
@@ -67,59 +63,6 @@ def _train(params, fixed, checkpoint_dir, callback, resume=None):
         model=fixed["model"], dataset=fixed["dataset"], config_file_list=fixed["config_files"],
         config_dict=config_dict, callback_fn=callback, cmd_args=fixed.get("cmd_args"), resume=resume,
     )
-
-
-class KeptTrial:
-    """A trial's own checkpoint folder: its newest ``.last.pth`` and ``epochs.jsonl``, one line per
-    validated epoch (score, wall seconds since the previous line; a process's first line includes
-    loading the data), so that a continued trial knows the epochs trained before.
-
-    The trainer saves an epoch's ``.last.pth`` just before it reports the epoch; an epoch whose line
-    a stop cut off gets the checkpoint's best score when it was the best epoch, else none (it cannot
-    have been the best).
-    """
-
-    def __init__(self, folder):
-        from recbole_mmssl.checkpoint import load_checkpoint, newest_last_checkpoint
-
-        os.makedirs(folder, exist_ok=True)
-        self.path = os.path.join(folder, "epochs.jsonl")
-        self.last = newest_last_checkpoint(folder)
-        self.earlier = []
-        if self.last is None:
-            if os.path.exists(self.path):
-                os.remove(self.path)  # epochs of a run that saved no checkpoint: trained again
-            return
-        state = load_checkpoint(self.last)
-        done = int(state["epoch"]) + 1
-        seen = {}
-        with open(self.path) if os.path.exists(self.path) else open(os.devnull) as f:
-            for line in f:
-                try:
-                    entry = json.loads(line)
-                except ValueError:  # a line cut by the stop
-                    continue
-                seen[entry["epoch"]] = entry
-        for epoch in range(done):
-            if epoch not in seen:
-                best = state["best_valid_score"] if epoch == done - 1 and state["cur_step"] == 0 else float("-inf")
-                seen[epoch] = {"epoch": epoch, "valid_score": float(best), "seconds": None}
-            self.earlier.append(seen[epoch])
-
-    def recorder(self, then=None):
-        """A ``callback_fn`` appending each epoch to ``epochs.jsonl`` (then calling ``then``)."""
-        clock = [time.time()]
-
-        def record(epoch_idx, valid_score):
-            now = time.time()
-            entry = {"epoch": int(epoch_idx), "valid_score": float(valid_score), "seconds": round(now - clock[0], 2)}
-            clock[0] = now
-            with open(self.path, "a") as f:
-                f.write(json.dumps(entry) + "\n")
-            if then is not None:
-                then(epoch_idx, valid_score)
-
-        return record
 
 
 def search_hyperopt(space, fixed, args):

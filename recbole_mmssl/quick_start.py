@@ -9,6 +9,7 @@ items before the first epoch.
 """
 
 import logging
+import math
 import sys
 import time
 from logging import getLogger
@@ -126,42 +127,18 @@ def adapt_to_dataset(config, dataset):
             config["num_clusters"] = capped
 
 
-class EpochRecorder:
-    """Keeps each epoch's training seconds and validation score (for curves and cost tables).
-
-    It wraps the trainer's ``_train_epoch`` to time training alone (validation excluded) and is
-    the trainer's epoch callback for the validation score.
-    """
-
-    def __init__(self, trainer):
-        self.epochs = []
-        self._train_seconds = None
-        train_epoch = trainer._train_epoch
-
-        def timed_train_epoch(*args, **kwargs):
-            started = time.time()
-            losses = train_epoch(*args, **kwargs)
-            self._train_seconds = time.time() - started
-            return losses
-
-        trainer._train_epoch = timed_train_epoch
-
-    def __call__(self, epoch_idx, valid_score):
-        self.epochs.append(
-            {"epoch": int(epoch_idx), "valid_score": float(valid_score), "train_seconds": self._train_seconds}
-        )
-
-
 def best_epoch(epochs):
     """The epoch whose checkpoint RecBole keeps: the highest validation score, the *last* on a tie.
 
     RecBole's ``early_stopping`` takes ``value >= best`` as an improvement (scores are rounded to
     four digits, so ties are common) and saves the model then; the test result is that epoch's.
+    Unknown scores (NaN: epochs of a checkpoint written before it kept them) are passed over.
     """
-    if not epochs:
+    known = [e for e in epochs if not math.isnan(e["valid_score"])]
+    if not known:
         return None
-    best = max(e["valid_score"] for e in epochs)
-    return [e["epoch"] for e in epochs if e["valid_score"] == best][-1]
+    best = max(e["valid_score"] for e in known)
+    return [e["epoch"] for e in known if e["valid_score"] == best][-1]
 
 
 def build(model=None, dataset=None, config_file_list=None, config_dict=None, cmd_args=None, resume=None):
@@ -216,7 +193,8 @@ def run_recbole_mmssl(
     """Train on the train split, select the epoch on validation, evaluate on test (full ranking).
 
     Returns a dict with the best validation result, the test result, the per-epoch validation
-    scores and times, the checkpoint file of the selected epoch and, with ``breakdown_k``, the test
+    scores and times of the whole run (a resumed run's earlier epochs included, from its checkpoint),
+    the checkpoint file of the selected epoch and, with ``breakdown_k``, the test
     metrics by user activity and item popularity (recbole_mmssl.breakdown). ``cmd_args`` are
     ``--key=value`` overrides; ``command_line`` (the argv of a command) lets Ctrl-C print the whole
     command that continues the run.
@@ -225,18 +203,12 @@ def run_recbole_mmssl(
         model, dataset, config_file_list, config_dict, cmd_args=cmd_args, resume=resume
     )
     trainer.command_line = command_line
-    recorder = EpochRecorder(trainer)
-
-    def on_epoch(epoch_idx, valid_score):
-        recorder(epoch_idx, valid_score)
-        if callback_fn:
-            callback_fn(epoch_idx, valid_score)
-
+    earlier_seconds = trainer.epoch_history.wall_seconds() if trainer.epoch_history is not None else 0.0
     started = time.time()
     best_valid_score, best_valid_result = trainer.fit(
-        train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=on_epoch
+        train_data, valid_data, saved=saved, show_progress=config["show_progress"], callback_fn=callback_fn
     )
-    train_seconds = time.time() - started
+    train_seconds = earlier_seconds + time.time() - started
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     groups = None
     if breakdown_k:
@@ -253,7 +225,7 @@ def run_recbole_mmssl(
         "valid_score_bigger": config["valid_metric_bigger"],
         "best_valid_result": dict(best_valid_result or {}),
         "test_result": dict(test_result or {}),
-        "epochs": recorder.epochs,
+        "epochs": [dict(e) for e in trainer.epoch_history.entries],
         "train_seconds": train_seconds,
         "saved_model_file": trainer.saved_model_file if saved else None,
         "breakdown": groups,

@@ -523,16 +523,16 @@ def test_two_runs_in_the_same_second_keep_their_own_files(world, tmp_path, monke
 def test_ctrl_c_exits_130_with_the_whole_command_and_it_continues_the_run(world, tmp_path, capsys, caplog,
                                                                          monkeypatch):
     argv = _run(world, "--epochs=3", saved=tmp_path)
-    from recbole_mmssl import quick_start
+    from recbole_mmssl.checkpoint import TensorCheckpointMixin
 
-    record = quick_start.EpochRecorder.__call__
+    save_last = TensorCheckpointMixin._save_last_checkpoint
 
-    def interrupt_after_epoch_1(self, epoch_idx, valid_score):
-        record(self, epoch_idx, valid_score)
+    def interrupt_after_epoch_1(self, epoch_idx):  # Ctrl-C once epoch 1 is saved
+        save_last(self, epoch_idx)
         if epoch_idx == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(quick_start.EpochRecorder, "__call__", interrupt_after_epoch_1)
+    monkeypatch.setattr(TensorCheckpointMixin, "_save_last_checkpoint", interrupt_after_epoch_1)
     with caplog.at_level("WARNING"):
         code, text = run_case("run", argv, capsys)
     assert code == 130 and "Traceback" not in text
@@ -541,7 +541,7 @@ def test_ctrl_c_exits_130_with_the_whole_command_and_it_continues_the_run(world,
     (last,) = tmp_path.glob("*.last.pth")
     assert command[:2] == ["python", "run_recbole_mmssl.py"] and command[-1] == f"--resume={last}"
     assert command[2:-1] == argv  # the user's own arguments, unchanged
-    monkeypatch.setattr(quick_start.EpochRecorder, "__call__", record)
+    monkeypatch.setattr(TensorCheckpointMixin, "_save_last_checkpoint", save_last)
     assert runner.main(command[2:]) == 0
     assert load_checkpoint(str(last))["epoch"] == 2
 

@@ -62,7 +62,10 @@ def test_resume_continues_from_the_last_epoch(tmp_path):
         "BPR", "tiny", config_dict=tiny_config(tmp_path, epochs=4),
         resume=last_checkpoint_path(first["saved_model_file"]),
     )
-    assert [e["epoch"] for e in resumed["epochs"]] == [2, 3]
+    # the whole run's epochs, the two before the resume from its checkpoint
+    assert [e["epoch"] for e in resumed["epochs"]] == [0, 1, 2, 3]
+    assert [e["valid_score"] for e in resumed["epochs"]] == pytest.approx([e["valid_score"] for e in full["epochs"]])
+    assert resumed["train_seconds"] > sum(e["wall_seconds"] for e in resumed["epochs"][:2]) > 0
     assert resumed["best_valid_score"] == pytest.approx(full["best_valid_score"])
     assert resumed["test_result"] == pytest.approx(full["test_result"])
 
@@ -83,7 +86,7 @@ def test_ctrl_c_leaves_the_last_epoch_and_resume_finishes_like_a_full_run(tmp_pa
     (last,) = [p for p in (tmp_path / "saved").glob("*.last.pth") if load_checkpoint(str(p))["epoch"] == 1]
     assert f"--resume={last}" in caplog.text
     resumed = run_recbole_mmssl("BPR", "tiny", config_dict=tiny_config(tmp_path, epochs=4), resume=str(last))
-    assert [e["epoch"] for e in resumed["epochs"]] == [2, 3]
+    assert [e["epoch"] for e in resumed["epochs"]] == [0, 1, 2, 3]
     assert resumed["test_result"] == pytest.approx(full["test_result"])
 
 
