@@ -80,7 +80,14 @@ def search_hyperopt(space, fixed, args):
     trials = []
 
     def objective(config_dict, config_file_list):
-        result = run_trial(config_dict, fixed)
+        try:
+            result = run_trial(config_dict, fixed)
+        except (ValueError, RuntimeError, FloatingPointError) as err:  # e.g. a diverging learning rate
+            trials.append(_failed_row(config_dict, err))
+            print(f"trial {config_dict}: {trials[-1]['status']}", flush=True)
+            # the worst score there is, so that the search goes on (RecBole's tuner takes every result as ok)
+            return {"model": fixed["model"], "best_valid_score": -math.inf, "valid_score_bigger": True,
+                    "best_valid_result": {}, "test_result": {}}
         trials.append(_trial_row(config_dict, result))
         return {key: result[key] for key in ("model", "best_valid_score", "valid_score_bigger",
                                              "best_valid_result", "test_result")}
@@ -182,6 +189,12 @@ def _trial_row(params, result):
             "test_recall@20": result["test_result"].get("recall@20"),
             "test_ndcg@20": result["test_result"].get("ndcg@20"),
             "epochs": len(result["epochs"]), "status": "finished"}
+
+
+def _failed_row(params, err):
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return {**params, "valid_score": None, "test_recall@20": None, "test_ndcg@20": None, "epochs": None,
+            "status": f"failed: {type(err).__name__}: {first}"}
 
 
 def write_outputs(trials, space, fixed, output_dir):

@@ -12,6 +12,7 @@ algorithm fits the space; a Ray cluster to join answers within seconds.
 import math
 import os
 import socket
+import sys
 
 import yaml
 
@@ -21,6 +22,7 @@ from recbole_mmssl.errors import ConfigError, DataError, UsageError, read_utf8_t
 from recbole_mmssl.quick_start import preflight
 
 KINDS = {"choice": None, "uniform": 2, "loguniform": 2, "quniform": 3}  # kind -> number of values
+LARGEST_EXPONENT = math.log(sys.float_info.max)  # exp() of more overflows
 
 
 def _numbers(values):
@@ -78,6 +80,11 @@ def read_space(params_file, lines=None):
                     or (kind == "quniform" and bounds[2] <= 0):
                 expected = "low,high" if KINDS[kind] == 2 else "low,high,q with q > 0"
                 raise DataError(where, f"{kind} takes {expected} with low < high, got {value!r}", fix)
+            if kind == "loguniform" and bounds[1] > LARGEST_EXPONENT:
+                raise DataError(where, f"loguniform draws up to exp({bounds[1]:g}), beyond the largest float (about "
+                                       "1.8e308): RecBole's loguniform bounds are the natural logs of the values",
+                                f"write the natural logs of the values you mean, e.g. `{name} loguniform -9.21,-4.61` "
+                                "for 1e-4..1e-2")
             space[name] = (kind, bounds)
         seen[name] = number
     if not space:

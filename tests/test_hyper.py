@@ -41,6 +41,32 @@ def test_two_trial_search_writes_best_config_and_trial_table(search_setup, tool)
     assert (out / "trials.md").read_text().count("\n|") >= 3
 
 
+def test_a_diverging_trial_is_a_failed_row_and_the_search_goes_on(search_setup, monkeypatch, capsys):
+    tmp_path, params, fixed = search_setup
+    real_trial, calls = run_hyper.run_trial, []
+
+    def first_diverges(params_, fixed_):
+        calls.append(params_)
+        if len(calls) == 1:
+            raise ValueError("Training loss is nan")
+        return real_trial(params_, fixed_)
+
+    monkeypatch.setattr(run_hyper, "run_trial", first_diverges)
+    argv = ["--model=BPR", "--dataset=tiny", f"--data_path={tmp_path}", f"--params_file={params}",
+            f"--config_files={fixed}", "--tool=hyperopt", "--max_evals=2", "--algo=random"]
+    assert run_hyper.main(argv + [f"--output_dir={tmp_path / 'out'}"]) == 0
+    with open(tmp_path / "out" / "trials.csv") as f:
+        trials = list(csv.DictReader(f))
+    assert [t["status"] for t in trials] == ["failed: ValueError: Training loss is nan", "finished"]
+    best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
+    assert (best["learning_rate"], best["embedding_size"]) == (calls[1]["learning_rate"], calls[1]["embedding_size"])
+    monkeypatch.setattr(run_hyper, "run_trial", lambda *a: (_ for _ in ()).throw(ValueError("Training loss is nan")))
+    capsys.readouterr()
+    assert run_hyper.main(argv + [f"--output_dir={tmp_path / 'none'}"]) == 2  # every trial failed: said, nothing written
+    assert "none of the 2 trial(s) produced a validation score" in capsys.readouterr().err
+    assert not (tmp_path / "none" / "best.yaml").exists()
+
+
 def test_params_file_errors_name_the_line(tmp_path):
     bad = tmp_path / "hyper.test"
     bad.write_text("learning_rate gaussian 0,1\n")
@@ -59,6 +85,9 @@ def test_loguniform_bounds_are_exponents_for_both_tools(tmp_path):
     assert domain.lower == pytest.approx(math.exp(-8.5)) and domain.upper == pytest.approx(math.exp(-6.2))
     samples = [domain.sample() for _ in range(200)]
     assert all(math.exp(-8.5) <= s <= math.exp(-6.2) for s in samples)
+    params.write_text("# rates\nlearning_rate loguniform 0,710\n")  # exp(710) is no float
+    with pytest.raises(ValueError, match=r"line 2: loguniform draws up to exp\(710\), beyond the largest float"):
+        run_hyper.read_space(str(params))
 
 
 def test_choice_values_in_exponent_notation_are_numbers(tmp_path):
