@@ -167,7 +167,7 @@ def search_ray(space, fixed, args, drawn=None, row=None):
         trainable, config=ray_space, num_samples=samples, scheduler=scheduler,
         metric="valid_score", mode="max", resources_per_trial={"cpu": args.cpus_per_trial},
         storage_path=os.path.abspath(os.path.join(args.output_dir, "ray")), verbose=1,
-        raise_on_failed_trial=drawn is None,  # drawn trials: a failed one is a row of the table
+        raise_on_failed_trial=False,  # a failed trial (e.g. a diverging learning rate) is a row of the table
     )
     trials = []
     for trial in analysis.trials:

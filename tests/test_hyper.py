@@ -67,6 +67,19 @@ def test_a_diverging_trial_is_a_failed_row_and_the_search_goes_on(search_setup, 
     assert not (tmp_path / "none" / "best.yaml").exists()
 
 
+def test_ray_search_whose_every_trial_diverges_says_so_and_writes_nothing(search_setup, capsys):
+    tmp_path, params, fixed = search_setup
+    params.write_text("learning_rate choice [1e30]\nembedding_size choice [8,16]\n")  # the loss goes NaN
+    assert run_hyper.main([
+        "--model=BPR", "--dataset=tiny", f"--data_path={tmp_path}", f"--params_file={params}",
+        f"--config_files={fixed}", "--tool=ray", "--max_evals=2", "--ray_cpus=2", f"--output_dir={tmp_path / 'out'}",
+    ]) == 2
+    # Ray prints each failed trial's traceback as it happens; the search then ends with one error
+    last_lines = capsys.readouterr().err.strip().splitlines()[-2:]
+    assert "none of the 2 trial(s) produced a validation score" in last_lines[0] and last_lines[1].startswith("fix: ")
+    assert not (tmp_path / "out" / "best.yaml").exists()
+
+
 def test_params_file_errors_name_the_line(tmp_path):
     bad = tmp_path / "hyper.test"
     bad.write_text("learning_rate gaussian 0,1\n")
