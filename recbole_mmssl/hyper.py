@@ -30,6 +30,7 @@ from recbole_mmssl.cli import ArgumentParser, check_not_an_input, check_output_f
 from recbole_mmssl.errors import DataError
 from recbole_mmssl.hyper_space import ALGOS, check_algo, check_ray_address, check_search, read_space
 from recbole_mmssl.quick_start import run_recbole_mmssl
+from recbole_mmssl.tuning import TRIAL_FAILURES, failure_status
 
 OUTPUT_FILES = ("best.yaml", "trials.md", "trials.csv")
 def run_trial(params, fixed):
@@ -82,7 +83,7 @@ def search_hyperopt(space, fixed, args):
     def objective(config_dict, config_file_list):
         try:
             result = run_trial(config_dict, fixed)
-        except (ValueError, RuntimeError, FloatingPointError) as err:  # e.g. a diverging learning rate
+        except TRIAL_FAILURES as err:
             trials.append(_failed_row(config_dict, err))
             print(f"trial {config_dict}: {trials[-1]['status']}", flush=True)
             # the worst score there is, so that the search goes on (RecBole's tuner takes every result as ok)
@@ -192,9 +193,8 @@ def _trial_row(params, result):
 
 
 def _failed_row(params, err):
-    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return {**params, "valid_score": None, "test_recall@20": None, "test_ndcg@20": None, "epochs": None,
-            "status": f"failed: {type(err).__name__}: {first}"}
+            "status": failure_status(err)}
 
 
 def write_outputs(trials, space, fixed, output_dir):

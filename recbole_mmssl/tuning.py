@@ -107,9 +107,20 @@ def trial_row(params, result):
             "epochs": len(epochs), "train_seconds": round(float(result["train_seconds"]), 1), "status": "finished"}
 
 
+#: How a trial fails while training (a diverging learning rate: RecBole's "Training loss is nan"); such a
+#: trial is a failed row and the search goes on. User errors (bad data or settings) stop the search.
+TRIAL_FAILURES = (ValueError, RuntimeError, FloatingPointError)
+
+
+def failure_status(err):
+    """A failed trial's ``status`` cell: the error's type and first line."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"failed: {type(err).__name__}: {first}"
+
+
 def failed_row(params, err):
     return {**params, "valid_score": None, "best_epoch": None, "epochs": None, "train_seconds": None,
-            "status": f"failed: {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"}
+            "status": failure_status(err)}
 
 
 # ----------------------------------------------------------------------------- the search's folder
@@ -199,7 +210,7 @@ def run_local(drawn, fixed, store, log=print):
                 log(f"trial {index + 1}/{len(drawn)}: stopped; its last epoch is kept in "
                     f"{trial_fixed['checkpoint_dir']}: the same command continues it")
             raise
-        except (ValueError, RuntimeError, FloatingPointError) as err:  # e.g. a diverging learning rate
+        except TRIAL_FAILURES as err:
             row = failed_row(params, err)
         store.add(index, params, row)
         log(f"trial {index + 1}/{len(drawn)}: {row['status']}, valid {row['valid_score']}, "
