@@ -419,7 +419,9 @@ def build_parser():
                              "epoch so far and keep its .last.pth so that the same command continues it")
     parser.add_argument("--breakdown", action="store_true",
                         help="also report test Recall/NDCG@20 by user activity and item popularity groups")
-    parser.add_argument("--report-only", action="store_true", help="rewrite the reports from finished runs")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the reports from finished runs, the rows of --models first and in its "
+                             "order (a training call keeps the table's row order and adds its new rows after it)")
     parser.add_argument("--finalize-interrupted", action="store_true",
                         help="record runs that were stopped before early stopping (their log and best checkpoint "
                              "are still here) as 'interrupted', evaluating the saved best epoch on test")
@@ -454,7 +456,8 @@ def _main(argv):
     runs_dir = os.path.join(args.results, "runs", args.dataset)
     if args.report_only:
         os.makedirs(runs_dir, exist_ok=True)
-        print("wrote", ", ".join(write_reports(args.dataset, runs_dir, args.results, labels, seeds)))
+        print("wrote", ", ".join(write_reports(args.dataset, runs_dir, args.results, labels, seeds,
+                                               labels_first=True)))
         return 0
     started = time.time()
     settings = check_specs(labels, args.dataset, data_path, config_files)

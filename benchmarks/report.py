@@ -334,13 +334,18 @@ def write_plot(dataset, table, runs, labels, path):
     plt.close(fig)
 
 
-def write_reports(dataset, runs_dir, results_dir, labels, seeds):
-    """Reports over every run in ``runs_dir`` (several comparisons may fill it): ``labels`` first."""
+def write_reports(dataset, runs_dir, results_dir, labels, seeds, labels_first=False):
+    """Reports over every run in ``runs_dir`` (several comparisons may fill it).
+
+    Rows keep the order the table already has, so a call that adds one model's seeds to a shared folder
+    does not reorder it; ``labels`` not yet in the table follow, then any other runs' labels, sorted.
+    ``labels_first`` (a report asked for by name) puts ``labels`` first, in the order given.
+    """
     runs = load_runs(runs_dir)
-    labels = list(labels) + sorted({r["label"] for r in runs} - set(labels))
+    base = os.path.join(results_dir, dataset)
+    labels = row_order(existing_rows(base + ".json"), labels, {r["label"] for r in runs}, labels_first)
     seeds = sorted(set(seeds) | {r["seed"] for r in runs})
     table = aggregate(runs, labels)
-    base = os.path.join(results_dir, dataset)
     write_markdown(dataset, table, runs, labels, seeds, base + ".md")
     _atomic_write(base + ".json", json.dumps({"dataset": dataset, "seeds": seeds, "summary": table, "runs": runs},
                                              indent=1))
@@ -352,6 +357,25 @@ def write_reports(dataset, runs_dir, results_dir, labels, seeds):
 
         paths += write_breakdown(groups, base + "_breakdown")
     return paths
+
+
+def existing_rows(json_path):
+    """The row labels of a report written earlier, in its order (none if absent or unreadable)."""
+    try:
+        with open(json_path) as f:
+            return list(json.load(f).get("summary", {}))
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def row_order(existing, labels, found, labels_first=False):
+    """Report rows: the table's rows in place, then this call's new ``labels``, then the rest sorted.
+
+    A row is kept only while it has runs (``found``) or is one of ``labels``.
+    """
+    first = list(labels) if labels_first else [label for label in existing if label in found or label in labels]
+    order = list(dict.fromkeys(first + list(labels) + [label for label in existing if label in found]))
+    return order + sorted(set(found) - set(order))
 
 
 def seed_mean_breakdowns(runs, labels):

@@ -371,3 +371,36 @@ def test_on_a_tie_the_best_epoch_is_the_one_recbole_kept(setting):
     record = json.loads((results / "runs" / "tiny" / "BPR__seed5.json").read_text())
     assert record["valid_curve"][0] == record["valid_curve"][1]
     assert record["best_epoch"] == 1 == load_checkpoint(record["checkpoint"])["epoch"]
+
+
+def test_report_rows_keep_their_order_when_a_call_adds_runs(tmp_path):
+    """A shared results folder filled by several calls: a call for one model must not reorder the table;
+    a report asked for by name (--report-only) puts its models first, in the order given."""
+    from benchmarks.report import write_reports
+
+    result = {"recall@20": 0.09, "ndcg@20": 0.04}
+    runs_dir = tmp_path / "runs" / "tiny"
+    runs_dir.mkdir(parents=True)
+
+    def add_run(label):
+        record = {"label": label, "seed": 1, "status": "ok", "test_result": result, "best_valid_result": result,
+                  "best_epoch": 1, "seconds_per_epoch": 1.0, "peak_rss_mb": 1, "valid_curve": [0.09]}
+        (runs_dir / f"{label}__seed1.json").write_text(json.dumps(record))
+
+    def rows():
+        return list(json.loads((tmp_path / "tiny.json").read_text())["summary"])
+
+    for label in ("NCL", "BPR"):
+        add_run(label)
+    write_reports("tiny", str(runs_dir), str(tmp_path), ["NCL", "BPR"], [1])
+    assert rows() == ["NCL", "BPR"]
+    add_run("LightGCN")
+    write_reports("tiny", str(runs_dir), str(tmp_path), ["BPR", "LightGCN"], [1])  # a later call, other order
+    assert rows() == ["NCL", "BPR", "LightGCN"]
+    add_run("FREEDOM")  # a run of another call, not named here: after the named rows, sorted
+    write_reports("tiny", str(runs_dir), str(tmp_path), ["BPR"], [1])
+    assert rows() == ["NCL", "BPR", "LightGCN", "FREEDOM"]
+    write_reports("tiny", str(runs_dir), str(tmp_path), ["LightGCN", "BPR"], [1], labels_first=True)
+    assert rows() == ["LightGCN", "BPR", "NCL", "FREEDOM"]
+    table = (tmp_path / "tiny.md").read_text()
+    assert table.index("| LightGCN |") < table.index("| NCL |")
