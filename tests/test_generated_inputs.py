@@ -7,6 +7,7 @@ commands run in-process through their ``main`` (the console's path, ``run_cli`` 
 data. The default profile runs a bounded number of examples per command (about two minutes on two
 cores); ``--hypothesis-profile=long`` runs ten times as many. Failing examples are kept in the
 Hypothesis database (``.hypothesis/`` beside the tests, not committed) and replayed first next time.
+Under CI (``CI`` set) the examples are derandomized: the same ones on every run (tests/conftest.py).
 """
 
 import csv
