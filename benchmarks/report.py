@@ -373,8 +373,8 @@ def row_order(existing, labels, found, labels_first=False):
 
     A row is kept only while it has runs (``found``) or is one of ``labels``.
     """
-    first = list(labels) if labels_first else [label for label in existing if label in found or label in labels]
-    order = list(dict.fromkeys(first + list(labels) + [label for label in existing if label in found]))
+    kept = [label for label in existing if label in found or label in labels]
+    order = list(dict.fromkeys(list(labels) + kept if labels_first else kept + list(labels)))
     return order + sorted(set(found) - set(order))
 
 
