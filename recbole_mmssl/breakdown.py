@@ -9,6 +9,8 @@ Scores and masking are RecBole's own full-ranking ones (train and, for test, val
 and the metrics are standard Recall and NDCG, so the overall row equals RecBole's test result.
 """
 
+import re
+
 import numpy as np
 import torch
 
@@ -110,6 +112,36 @@ def _item_rows(tops, ground_truth, train, train_dataset):
     return rows
 
 
+def tail_row(item_rows):
+    """The long tail in one row: test interactions whose item lies outside the most popular group.
+
+    Why: each tail group holds a few hundred test interactions, too few to compare models on alone.
+    Derived from the stored groups, so it also serves runs recorded before it existed: each group's
+    recall is its share of found interactions, hence the count-weighted mean is exact. None with
+    fewer than three popularity groups (the tail would be one group, already a row).
+    """
+    groups = [r for r in item_rows if re.fullmatch(r"items P\d+", r["group"])]
+    if len(groups) < 3:
+        return None
+    tail = groups[:-1]
+    scored = [r for r in tail if r["recall"] is not None and r["count"]]
+    scored_count = sum(r["count"] for r in scored)
+    low = tail[0]["range"].split()[0].split("-")[0]
+    high = tail[-1]["range"].split()[0].split("-")[-1]
+    return {"group": f"items P1-P{len(tail)}", "range": f"{low}-{high} train interactions",
+            "count": int(sum(r["count"] for r in tail)),
+            "recall": sum(r["count"] * r["recall"] for r in scored) / scored_count if scored_count else None}
+
+
+def _with_tail(item_rows):
+    """Item rows with the tail row after the last popularity group (unchanged when there is none)."""
+    row = tail_row(item_rows)
+    if row is None:
+        return list(item_rows)
+    last = max(n for n, r in enumerate(item_rows) if re.fullmatch(r"items P\d+", r["group"]))
+    return list(item_rows[: last + 1]) + [row] + list(item_rows[last + 1:])
+
+
 def write_breakdown(result, path_prefix):
     """``<prefix>.md`` (tables) and ``<prefix>.png`` (bars) for one or more runs' breakdowns.
 
@@ -126,14 +158,16 @@ def write_breakdown(result, path_prefix):
              "Users: up to five groups of about equal size by number of training interactions (MMSSL paper, "
              "Table 4), cut only between distinct counts (users with the same count share a group). "
              "Items: test interactions grouped by the training popularity of their item (up to five groups of "
-             "about equal numbers of items, cut only between distinct popularities), and by whether the item "
+             "about equal numbers of items, cut only between distinct popularities, plus one row joining "
+             "every group but the most popular: the long tail), and by whether the item "
              "has modality features. RecBole full ranking, "
              "train and validation items masked, standard NDCG.", ""]
     for part, metrics in (("users", ("recall", "ndcg")), ("items", ("recall",))):
         head = "| group | range | count | " + " | ".join(f"{lab} {m}@{k}" for lab in labels for m in metrics) + " |"
         lines += [head, "|" + "---|" * (3 + len(labels) * len(metrics))]
-        first = result[labels[0]][part]
-        by_group = {lab: {r["group"]: r for r in result[lab][part]} for lab in labels}
+        rows_of = {lab: _with_tail(result[lab][part]) if part == "items" else result[lab][part] for lab in labels}
+        first = rows_of[labels[0]]
+        by_group = {lab: {r["group"]: r for r in rows_of[lab]} for lab in labels}
         for row in first:
             cells = []
             for lab in labels:

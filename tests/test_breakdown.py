@@ -4,8 +4,9 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-from recbole_mmssl.breakdown import equal_size_groups, write_breakdown
+from recbole_mmssl.breakdown import _item_rows, equal_size_groups, tail_row, write_breakdown
 from recbole_mmssl.quick_start import run_recbole_mmssl
 from tests._lead_util import tiny_config, write_tiny_dataset
 
@@ -44,3 +45,36 @@ def test_overall_rows_equal_recboles_test_result(tmp_path, monkeypatch):
     assert sum(r["count"] for r in item_rows[1:6]) == item_rows[0]["count"] == 60
     paths = write_breakdown({"LightGCN": groups}, str(tmp_path / "bd"))
     assert "users G1" in open(paths[0]).read()
+
+
+def test_tail_row_equals_recall_counted_directly_over_the_tail_items():
+    """Items 1-10 with training popularity 0..9 form five groups of two; the tail row (P1-P4, items with
+    0-7 training interactions) must equal the found share of the test interactions on those items."""
+    popularity = np.arange(10)
+    rows, cols = np.repeat(np.arange(10), popularity), np.concatenate([np.full(p, i + 1) for i, p in enumerate(popularity)])
+    train = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(10, 11))
+    rng = np.random.default_rng(3)
+    ground_truth = [rng.choice(np.arange(1, 11), size=3, replace=False) for _ in range(40)]
+    tops = [rng.choice(np.arange(1, 11), size=4, replace=False) for _ in range(40)]
+    item_rows = _item_rows(tops, ground_truth, train, object())
+    tail = tail_row(item_rows)
+    items = np.concatenate(ground_truth)
+    found = np.concatenate([np.isin(truth, top) for top, truth in zip(tops, ground_truth)])
+    in_tail = popularity[items - 1] <= 7
+    assert tail["group"] == "items P1-P4" and tail["range"] == "0-7 train interactions"
+    assert tail["count"] == in_tail.sum()
+    assert tail["recall"] == pytest.approx(found[in_tail].mean(), abs=1e-12)
+
+
+def test_written_item_table_has_the_tail_row_after_the_last_group(tmp_path):
+    groups = {"k": 20, "users": [{"group": "all users", "range": "", "count": 4, "recall": 0.5, "ndcg": 0.25}],
+              "items": [{"group": "all test interactions", "range": "", "count": 10, "recall": 0.5}]
+              + [{"group": f"items P{g}", "range": f"{g}-{g} train interactions", "count": 2, "recall": r}
+                 for g, r in zip(range(1, 6), (0.0, 0.5, None, 1.0, 0.5))]
+              + [{"group": "items with features", "range": "", "count": 10, "recall": 0.5}]}
+    groups["items"][3]["count"] = 0  # a group with no test interaction has no recall
+    text = open(write_breakdown({"M": groups}, str(tmp_path / "bd"))[0]).read()
+    lines = [line for line in text.splitlines() if line.startswith("| items")]
+    assert [line.split(" | ")[0] for line in lines] == ["| items P1", "| items P2", "| items P3", "| items P4",
+                                                       "| items P5", "| items P1-P4", "| items with features"]
+    assert lines[5] == "| items P1-P4 | 1-4 train interactions | 6 | 0.5000 |"  # (0 + 2*0.5 + 2*1.0) / 6
