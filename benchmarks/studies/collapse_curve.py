@@ -1,10 +1,11 @@
-"""Why do some BM3 runs stop at epoch 1-4? Per-epoch validation score next to how popularity-bound
-and how collapsed the model's recommendations are.
+"""Why does a model's validation curve peak at epoch 1-4? Per-epoch validation score next to how
+popularity-bound and how collapsed its recommendations are.
 
-    python benchmarks/studies/bm3_curve.py --dataset=tiktok --data_path=DIR --seeds=2022,2023 --epochs=40
+    python benchmarks/studies/collapse_curve.py [--model=BM3] --dataset=tiktok --data_path=DIR --epochs=40
 
-BM3 (Zhou et al., WWW 2023) trains without negative samples: only the predictor, the stop-gradient
-and the dropout targets keep its representations from collapsing. This trains BM3 with its property
+Written for BM3 (Zhou et al., WWW 2023), which trains without negative samples: only the predictor,
+the stop-gradient and the dropout targets keep its representations from collapsing; it serves any
+model with ``score_tables()`` (MMGCN's early TikTok peak, too). This trains ``--model`` with its property
 file's values (plus ``--set key=value`` overrides) and after every epoch records, on validation only:
 
 * ``valid``: Recall@20 (the early-stopping score of every run here);
@@ -89,7 +90,7 @@ def run_seed(args, seed):
     config, (train_data, valid_data, _), model, trainer = build(
         args.model, args.dataset, None,
         {"data_path": os.path.abspath(args.data_path), "seed": seed, "show_progress": False, "state": "WARNING",
-         "checkpoint_dir": os.path.join(os.path.expanduser("~"), ".cache", "recbole-mmssl", "bm3_curve"),
+         "checkpoint_dir": os.path.join(os.path.expanduser("~"), ".cache", "recbole-mmssl", "collapse_curve"),
          **overrides})
     dataset = train_data._dataset
     train_csr = dataset.inter_matrix(form="csr")
@@ -121,7 +122,7 @@ def write(out, runs, args, made):
     with open(out + ".json", "w") as f:
         json.dump({"model": args.model, "dataset": args.dataset, **made, "runs": runs}, f, indent=1)
     lines = [f"# {args.model} on {args.dataset}: validation Recall@20, popularity share and user collapse per epoch",
-             "", "`python benchmarks/studies/bm3_curve.py " + " ".join(sys.argv[1:]) + "`", "",
+             "", "`python benchmarks/studies/collapse_curve.py " + " ".join(sys.argv[1:]) + "`", "",
              f"Commit {made['code']}, {made['date']}, {made['hardware']}, {made['threads']} thread(s); RecBole's "
              "split of the dataset's property file, validation only (the test split is never scored here).", "",
              f"pop_share: share of the top-{TOPK} lists in the {POPULAR} most popular training items; user_cos: "
