@@ -16,8 +16,9 @@ data present and loadable): a typo fails in seconds, not when its turn comes hou
 ``--jobs=N`` runs up to N runs at once, each its own process; on a CPU each gets an equal share of the
 free cores (pinned threads), on a GPU they share the device. ``--time_budget=S`` stops every run still
 training S seconds after the start, records each from its best validation epoch so far (status
-``interrupted``) and leaves its ``.last.pth``, so the same command continues them next time. The
-command exits 1 when a run failed, 2 on bad input, 0 otherwise.
+``interrupted``) and leaves its ``.last.pth``, so the same command continues them next time. A run
+that must start over (its ``.last.pth`` gone) never loses a longer interrupted record: that record stands
+until the restart passes it (benchmarks/earlier_records.py). The command exits 1 when a run failed, 2 on bad input, 0 otherwise.
 """
 
 import json
@@ -35,7 +36,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import recbole_mmssl  # noqa: E402,F401  (thread wait settings before numpy/torch load: recbole_mmssl/threads.py)
+from benchmarks.earlier_records import PENDING, earlier_record_further_along, settle  # noqa: E402
 from benchmarks.report import cpu_name, metric_name, write_reports  # noqa: E402
+from benchmarks.stale_runs import set_aside  # noqa: E402
 from recbole_mmssl.checkpoint import newest_last_checkpoint  # noqa: E402
 from recbole_mmssl.cli import ArgumentParser, check_output_folder, run_cli  # noqa: E402
 from recbole_mmssl.errors import UsageError, UserError  # noqa: E402
@@ -187,7 +190,7 @@ def resumable(checkpoint_dir):
 def set_aside_if_stale(label, seed, out, checkpoint_dir, current, runs_dir):
     """A run recorded, or a checkpoint saved, with other settings than ``current`` (a default changed
     since) is set aside (benchmarks/stale_runs.py) so that it is trained again; True if it was."""
-    from benchmarks.stale_runs import changed_settings, describe, set_aside
+    from benchmarks.stale_runs import changed_settings, describe
     from recbole_mmssl.checkpoint import load_checkpoint
 
     recorded = json.load(open(out)).get("config") if os.path.exists(out) else None
@@ -506,10 +509,18 @@ def _main(argv):
               + (f"continuing after epoch {spec['resume']['epoch'] - 1} ..." if spec["resume"] else "training ..."),
               flush=True)
         run_started = time.time()
-        if os.path.exists(out):
-            os.unlink(out)  # an earlier interrupted/failed record: this run replaces it
+        earlier = earlier_record_further_along(out, spec["resume"])
+        if earlier:  # a restart behind an interrupted record: write beside it, settle afterwards
+            spec["out"] = out + PENDING
+            if spec["resume"] is None:  # the log is about to start afresh: keep the earlier run's
+                moved = set_aside([log_path], runs_dir)
+                print(f"{label} seed {seed}: starts over behind its interrupted record ({earlier['n_epochs']} "
+                      f"epochs, kept until passed; its log set aside: {', '.join(moved) or 'none'})", flush=True)
+        elif os.path.exists(out):
+            os.unlink(out)  # an earlier failed record, or the interrupted one this run continues: replaced
+        written = spec["out"]
         code = runner.train(spec, log_path)
-        if not os.path.exists(out) and (runner.stopping.is_set() or code in STOPPED_EXIT_CODES):
+        if not os.path.exists(written) and (runner.stopping.is_set() or code in STOPPED_EXIT_CODES):
             if code in STOPPED_EXIT_CODES and not runner.stopping.is_set():
                 print(f"{label} seed {seed}: stopped from outside (exit {code}); recording it from its best "
                       "epoch so far", flush=True)
@@ -517,10 +528,14 @@ def _main(argv):
                 outcome[(label, seed)] = "stopped"
                 print(f"{label} seed {seed}: stopped before its first epoch was saved (nothing recorded)", flush=True)
                 return
-        if not os.path.exists(out):  # the child died before writing (killed, out of memory)
-            _write_json(out, {**{k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")},
-                              "status": "failed", "error": f"process exited with {code} before writing a result"})
-        record = json.load(open(out))
+        if not os.path.exists(written):  # the child died before writing (killed, out of memory)
+            _write_json(written, {**{k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset")},
+                                  "status": "failed", "error": f"process exited with {code} before writing a result"})
+        if earlier:
+            record, settled = settle(out, earlier, runs_dir)
+            print(f"{label} seed {seed}: {settled}", flush=True)
+        else:
+            record = json.load(open(out))
         outcome[(label, seed)] = record["status"]
         print(f"{label} seed {seed}: {record['status']} in {time.time() - run_started:.0f}s; {_summary(record)}",
               flush=True)

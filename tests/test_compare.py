@@ -404,3 +404,47 @@ def test_report_rows_keep_their_order_when_a_call_adds_runs(tmp_path):
     assert rows() == ["LightGCN", "BPR", "NCL", "FREEDOM"]
     table = (tmp_path / "tiny.md").read_text()
     assert table.index("| LightGCN |") < table.index("| NCL |")
+
+
+def test_a_restart_cut_early_keeps_the_longer_interrupted_record(setting, tmp_path, monkeypatch, capsys):
+    """A run cut after three epochs loses its checkpoints (another machine) and starts over; cut again
+    after one epoch, its record stays the three-epoch one (the earlier log set aside, not lost). The
+    same command then finishes the restart, whose record replaces the earlier one (set aside too)."""
+    import shutil
+
+    args, results, log = _six_long_epochs(setting, tmp_path)
+    runs_dir = results / "runs" / "tiny"
+    plain = compare.Runner
+
+    def cut_after(epoch):
+        class Cut(plain):
+            def due(self):
+                return log.exists() and f"PROGRESS epoch {epoch} " in log.read_text()
+        return Cut
+
+    monkeypatch.setattr(compare, "Runner", cut_after(2))
+    assert compare.main(args + ["--time_budget=3600"]) == 0
+    earlier = _runs(results)["BPR__seed5"]
+    assert earlier["status"] == "interrupted" and earlier["n_epochs"] >= 3
+    shutil.rmtree(tmp_path / "ckpt" / "tiny" / "BPR__seed5")  # the checkpoints are lost
+
+    class CutAfterFirstCheckpoint(plain):  # the restart's first epoch saved (the old log still says more)
+        def due(self):
+            return any((tmp_path / "ckpt" / "tiny" / "BPR__seed5").glob("*.last.pth"))
+
+    monkeypatch.setattr(compare, "Runner", CutAfterFirstCheckpoint)
+    capsys.readouterr()
+    assert compare.main(args + ["--time_budget=3600"]) == 0
+    out = capsys.readouterr().out
+    assert "starts over behind its interrupted record" in out and "kept the earlier interrupted record" in out
+    assert _runs(results)["BPR__seed5"] == earlier
+    assert "PROGRESS epoch 2 " in (runs_dir / "superseded" / "BPR__seed5.log").read_text()
+    assert not list(runs_dir.glob("*.pending"))
+    assert list((tmp_path / "ckpt" / "tiny" / "BPR__seed5").glob("*.last.pth"))  # the restart's progress
+
+    monkeypatch.setattr(compare, "Runner", plain)
+    assert compare.main(args) == 0
+    assert "replaces the earlier interrupted record" in capsys.readouterr().out
+    finished = _runs(results)["BPR__seed5"]
+    assert finished["status"] == "ok" and finished["n_epochs"] == 6 and 1 <= finished["resumed_at_epoch"] < 3
+    assert json.loads((runs_dir / "superseded" / "BPR__seed5.json").read_text()) == earlier
