@@ -494,8 +494,14 @@ def _main(argv):
         label, seed, out = spec["label"], spec["seed"], spec["out"]
         log_path = out[: -len(".json")] + ".log"
         if args.finalize_interrupted:
-            if os.path.exists(log_path) and runner.finalize(spec, log_path):
-                print(f"{label} seed {seed}: recorded as interrupted", flush=True)
+            if not os.path.exists(log_path):
+                return
+            earlier = earlier_record_further_along(out, resumable(spec["checkpoint_dir"]))
+            if earlier:  # the .last.pth is a restart's, behind the record: write beside it
+                spec["out"] = out + PENDING
+            if runner.finalize(spec, log_path):
+                settled = settle(out, earlier, runs_dir)[1] if earlier else "recorded as interrupted"
+                print(f"{label} seed {seed}: {settled}", flush=True)
             return
         try:
             spec["resume"] = resumable(spec["checkpoint_dir"])

@@ -416,13 +416,11 @@ def test_a_restart_cut_early_keeps_the_longer_interrupted_record(setting, tmp_pa
     runs_dir = results / "runs" / "tiny"
     plain = compare.Runner
 
-    def cut_after(epoch):
-        class Cut(plain):
-            def due(self):
-                return log.exists() and f"PROGRESS epoch {epoch} " in log.read_text()
-        return Cut
+    class CutAfterThreeEpochs(plain):
+        def due(self):
+            return log.exists() and "PROGRESS epoch 2 " in log.read_text()
 
-    monkeypatch.setattr(compare, "Runner", cut_after(2))
+    monkeypatch.setattr(compare, "Runner", CutAfterThreeEpochs)
     assert compare.main(args + ["--time_budget=3600"]) == 0
     earlier = _runs(results)["BPR__seed5"]
     assert earlier["status"] == "interrupted" and earlier["n_epochs"] >= 3
@@ -443,6 +441,10 @@ def test_a_restart_cut_early_keeps_the_longer_interrupted_record(setting, tmp_pa
     assert list((tmp_path / "ckpt" / "tiny" / "BPR__seed5").glob("*.last.pth"))  # the restart's progress
 
     monkeypatch.setattr(compare, "Runner", plain)
+    assert compare.main(args + ["--finalize-interrupted"]) == 0  # recording the restart's .last.pth by hand
+    assert "kept the earlier interrupted record" in capsys.readouterr().out
+    assert _runs(results)["BPR__seed5"] == earlier
+
     assert compare.main(args) == 0
     assert "replaces the earlier interrupted record" in capsys.readouterr().out
     finished = _runs(results)["BPR__seed5"]
