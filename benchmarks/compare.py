@@ -17,8 +17,9 @@ data present and loadable): a typo fails in seconds, not when its turn comes hou
 free cores (pinned threads), on a GPU they share the device. ``--time_budget=S`` stops every run still
 training S seconds after the start, records each from its best validation epoch so far (status
 ``interrupted``) and leaves its ``.last.pth``, so the same command continues them next time. A run
-that must start over (its ``.last.pth`` gone) never loses a longer interrupted record: that record stands
-until the restart passes it (benchmarks/earlier_records.py). The command exits 1 when a run failed, 2 on bad input, 0 otherwise.
+that must start over (its ``.last.pth`` gone) never loses a longer interrupted record: that record
+stands until the restart passes it (benchmarks/earlier_records.py). The command exits 1 when a run
+failed, 2 on bad input, 0 otherwise.
 """
 
 import json
