@@ -51,16 +51,17 @@ def test_tail_row_equals_recall_counted_directly_over_the_tail_items():
     """Items 1-10 with training popularity 0..9 form five groups of two; the tail row (P1-P4, items with
     0-7 training interactions) must equal the found share of the test interactions on those items."""
     popularity = np.arange(10)
-    rows, cols = np.repeat(np.arange(10), popularity), np.concatenate([np.full(p, i + 1) for i, p in enumerate(popularity)])
-    train = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(10, 11))
+    users = np.repeat(np.arange(10), popularity)  # item i + 1 gets popularity[i] interactions (summed)
+    items = np.repeat(np.arange(1, 11), popularity)
+    train = sp.csr_matrix((np.ones(len(users)), (users, items)), shape=(10, 11))
     rng = np.random.default_rng(3)
     ground_truth = [rng.choice(np.arange(1, 11), size=3, replace=False) for _ in range(40)]
     tops = [rng.choice(np.arange(1, 11), size=4, replace=False) for _ in range(40)]
     item_rows = _item_rows(tops, ground_truth, train, object())
     tail = tail_row(item_rows)
-    items = np.concatenate(ground_truth)
+    tested = np.concatenate(ground_truth)
     found = np.concatenate([np.isin(truth, top) for top, truth in zip(tops, ground_truth)])
-    in_tail = popularity[items - 1] <= 7
+    in_tail = popularity[tested - 1] <= 7
     assert tail["group"] == "items P1-P4" and tail["range"] == "0-7 train interactions"
     assert tail["count"] == in_tail.sum()
     assert tail["recall"] == pytest.approx(found[in_tail].mean(), abs=1e-12)
