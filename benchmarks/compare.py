@@ -497,7 +497,11 @@ def _main(argv):
         if args.finalize_interrupted:
             if not os.path.exists(log_path):
                 return
-            earlier = earlier_record_further_along(out, resumable(spec["checkpoint_dir"]))
+            try:
+                resume = resumable(spec["checkpoint_dir"])
+            except UserError:  # a damaged .last.pth: the finalizing child reports it, as it always did
+                resume = None
+            earlier = earlier_record_further_along(out, resume)
             if earlier:  # the .last.pth is a restart's, behind the record: write beside it
                 spec["out"] = out + PENDING
             if runner.finalize(spec, log_path):

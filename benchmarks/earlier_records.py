@@ -4,7 +4,7 @@ A run whose ``.last.pth`` is gone (another machine, a cleaned cache) starts over
 restart is cut again (time budget, a kill) after fewer epochs than the interrupted record already
 there, writing its record over the earlier one would lose the longer run. So compare.py writes such a
 run's record beside it (``<run>.json.pending``) and settles afterwards: a finished (or failed) run, or
-one that got further, replaces the earlier record, which is set aside into ``runs/<dataset>/superseded/``
+one that got as far, replaces the earlier record (as a continuation of its own record would), which is set aside into ``runs/<dataset>/superseded/``
 (never deleted); a shorter cut keeps the earlier record, and its ``.last.pth`` continues next time.
 """
 
@@ -30,14 +30,12 @@ def earlier_record_further_along(out, resume):
 
 
 def settle(out, earlier, runs_dir):
-    """After a run that wrote to ``out + PENDING``: the record that stands at ``out`` and a line
-    saying what happened (None when the run wrote nothing, which leaves ``earlier`` in place)."""
+    """After a run that wrote its record to ``out + PENDING``: the record that stands at ``out`` and a
+    line saying what happened. (A run that wrote nothing never gets here: ``earlier`` stays as it is.)"""
     pending = out + PENDING
-    if not os.path.exists(pending):
-        return earlier, None
     with open(pending) as f:
         new = json.load(f)
-    if new["status"] == "interrupted" and new["n_epochs"] <= earlier["n_epochs"]:
+    if new["status"] == "interrupted" and new["n_epochs"] < earlier["n_epochs"]:  # as far: the run continues
         os.unlink(pending)  # this call's own output; the run's .last.pth holds all of it
         return earlier, (f"kept the earlier interrupted record ({earlier['n_epochs']} epochs) over this restart's "
                          f"{new['n_epochs']}; the same command continues the restart")
