@@ -15,6 +15,8 @@ import numpy as np
 import torch
 
 N_GROUPS = 5
+#: The name of an item popularity group row ("items P3"), as ``_item_rows`` writes it.
+POPULARITY_GROUP = re.compile(r"items P\d+")
 
 
 @torch.no_grad()
@@ -120,7 +122,7 @@ def tail_row(item_rows):
     recall is its share of found interactions, hence the count-weighted mean is exact. None with
     fewer than three popularity groups (the tail would be one group, already a row).
     """
-    groups = [r for r in item_rows if re.fullmatch(r"items P\d+", r["group"])]
+    groups = [r for r in item_rows if POPULARITY_GROUP.fullmatch(r["group"])]
     if len(groups) < 3:
         return None
     tail = groups[:-1]
@@ -138,7 +140,7 @@ def _with_tail(item_rows):
     row = tail_row(item_rows)
     if row is None:
         return list(item_rows)
-    last = max(n for n, r in enumerate(item_rows) if re.fullmatch(r"items P\d+", r["group"]))
+    last = max(n for n, r in enumerate(item_rows) if POPULARITY_GROUP.fullmatch(r["group"]))
     return list(item_rows[: last + 1]) + [row] + list(item_rows[last + 1:])
 
 
