@@ -38,7 +38,7 @@ sys.path.insert(0, REPO)
 
 import recbole_mmssl  # noqa: E402,F401  (thread wait settings before numpy/torch load: recbole_mmssl/threads.py)
 from benchmarks.earlier_records import PENDING, earlier_record_further_along, settle  # noqa: E402
-from benchmarks.report import cpu_name, metric_name, write_reports  # noqa: E402
+from benchmarks.report import cpu_name, existing_rows, existing_seeds, metric_name, write_reports  # noqa: E402
 from benchmarks.stale_runs import set_aside  # noqa: E402
 from recbole_mmssl.checkpoint import newest_last_checkpoint  # noqa: E402
 from recbole_mmssl.cli import ArgumentParser, check_output_folder, run_cli  # noqa: E402
@@ -50,6 +50,9 @@ STOP_GRACE_S = 60
 #: kept the .last.pth; the codes a child killed by those signals before Python could answer exits with.
 STOPPED_EXIT = 130
 STOPPED_EXIT_CODES = {STOPPED_EXIT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM}
+#: What a training call compares when --models / --seeds are not given.
+DEFAULT_MODELS = "MMSSL,LightGCN,SGL,NCL,BPR"
+DEFAULT_SEEDS = "2022,2023,2024"
 
 
 def parse_model_spec(spec):
@@ -410,8 +413,11 @@ def build_parser():
     parser = ArgumentParser(prog="benchmarks/compare.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--data_path", required=True)
-    parser.add_argument("--models", default="MMSSL,LightGCN,SGL,NCL,BPR")
-    parser.add_argument("--seeds", default="2022,2023,2024")
+    parser.add_argument("--models", default=None,
+                        help=f"comma-separated labels MODEL[:key=value;...] (default {DEFAULT_MODELS}; with "
+                             "--report-only, the rows the table already has)")
+    parser.add_argument("--seeds", default=None,
+                        help=f"comma-separated seeds (default {DEFAULT_SEEDS}; with --report-only, the table's)")
     parser.add_argument("--config_files", default=None, help="comma-separated yaml files applied to every run")
     parser.add_argument("--results", default=os.path.join(REPO, "results"))
     parser.add_argument("--threads", type=int, default=None,
@@ -424,8 +430,9 @@ def build_parser():
     parser.add_argument("--breakdown", action="store_true",
                         help="also report test Recall/NDCG@20 by user activity and item popularity groups")
     parser.add_argument("--report-only", action="store_true",
-                        help="rewrite the reports from finished runs, the rows of --models first and in its "
-                             "order (a training call keeps the table's row order and adds its new rows after it)")
+                        help="rewrite the reports from the recorded runs: the table as it stands, or with --models "
+                             "those rows first and in that order (a training call keeps the table's row order and "
+                             "adds its new rows after it)")
     parser.add_argument("--finalize-interrupted", action="store_true",
                         help="record runs that were stopped before early stopping (their log and best checkpoint "
                              "are still here) as 'interrupted', evaluating the saved best epoch on test")
@@ -434,6 +441,24 @@ def build_parser():
                         help="where each run keeps its checkpoints (<dir>/<dataset>/<run>/), outside the checkout "
                              "so that a fresh clone can continue an interrupted run from its .last.pth")
     return parser
+
+
+def _labels(text):
+    labels = [m.strip() for m in text.split(",") if m.strip()]
+    if not labels:
+        raise UsageError("--models", "no model given", "pass --models=NAME[,NAME...], e.g. --models=MMSSL,LightGCN")
+    return labels
+
+
+def _report_only(args, runs_dir):
+    """Rewrite the reports. Without --models the table keeps every row it has, in place (a row whose runs
+    were all set aside stays, showing none), so regenerating after adding runs changes nothing else."""
+    table = os.path.join(args.results, args.dataset + ".json")
+    labels = _labels(args.models) if args.models is not None else existing_rows(table)
+    seeds = _int_list(args.seeds, "--seeds") if args.seeds is not None else existing_seeds(table)
+    os.makedirs(runs_dir, exist_ok=True)
+    print("wrote", ", ".join(write_reports(args.dataset, runs_dir, args.results, labels, seeds, labels_first=True)))
+    return 0
 
 
 def _summary(record):
@@ -450,19 +475,14 @@ def _main(argv):
     if args.time_budget is not None and not args.time_budget > 0:
         raise UsageError(f"--time_budget={args.time_budget}", "must be a positive number of seconds",
                          "pass --time_budget=SECONDS, e.g. 3600")
-    labels = [m.strip() for m in args.models.split(",") if m.strip()]
-    if not labels:
-        raise UsageError("--models", "no model given", "pass --models=NAME[,NAME...], e.g. --models=MMSSL,LightGCN")
-    seeds = _int_list(args.seeds, "--seeds")
-    data_path = os.path.abspath(args.data_path)
-    config_files = [os.path.abspath(p) for p in args.config_files.split(",")] if args.config_files else None
     check_output_folder(args.results, "--results")
     runs_dir = os.path.join(args.results, "runs", args.dataset)
     if args.report_only:
-        os.makedirs(runs_dir, exist_ok=True)
-        print("wrote", ", ".join(write_reports(args.dataset, runs_dir, args.results, labels, seeds,
-                                               labels_first=True)))
-        return 0
+        return _report_only(args, runs_dir)
+    labels = _labels(DEFAULT_MODELS if args.models is None else args.models)
+    seeds = _int_list(DEFAULT_SEEDS if args.seeds is None else args.seeds, "--seeds")
+    data_path = os.path.abspath(args.data_path)
+    config_files = [os.path.abspath(p) for p in args.config_files.split(",")] if args.config_files else None
     started = time.time()
     settings = check_specs(labels, args.dataset, data_path, config_files)
     os.makedirs(runs_dir, exist_ok=True)

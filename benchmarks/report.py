@@ -368,6 +368,15 @@ def existing_rows(json_path):
         return []
 
 
+def existing_seeds(json_path):
+    """The seeds of a report written earlier (none if absent or unreadable)."""
+    try:
+        with open(json_path) as f:
+            return [int(seed) for seed in json.load(f).get("seeds", [])]
+    except (OSError, ValueError, TypeError, AttributeError):
+        return []
+
+
 def row_order(existing, labels, found, labels_first=False):
     """Report rows: the table's rows in place, then this call's new ``labels``, then the rest sorted.
 

@@ -406,6 +406,33 @@ def test_report_rows_keep_their_order_when_a_call_adds_runs(tmp_path):
     assert table.index("| LightGCN |") < table.index("| NCL |")
 
 
+def test_report_only_without_models_rewrites_the_table_as_it_stands(tmp_path):
+    """Regenerating reports after adding runs must not reorder the table, drop a row whose runs were all
+    set aside, or forget a seed; naming --models still puts those rows first."""
+    from benchmarks.report import write_reports
+
+    result = {"recall@20": 0.09, "ndcg@20": 0.04}
+    runs_dir = tmp_path / "runs" / "tiny"
+    runs_dir.mkdir(parents=True)
+    for label in ("NCL", "BPR", "VBPR"):
+        record = {"label": label, "seed": 7, "status": "ok", "test_result": result, "best_valid_result": result,
+                  "best_epoch": 1, "seconds_per_epoch": 1.0, "peak_rss_mb": 1, "valid_curve": [0.09]}
+        (runs_dir / f"{label}__seed7.json").write_text(json.dumps(record))
+    write_reports("tiny", str(runs_dir), str(tmp_path), ["VBPR", "NCL", "BPR"], [7, 8])
+    (runs_dir / "NCL__seed7.json").unlink()  # set aside: the row stays, with no seed done
+
+    def report_only(*extra):
+        compare.main(["--dataset=tiny", "--data_path", str(tmp_path), "--results", str(tmp_path), "--report-only",
+                      *extra])
+        table = json.loads((tmp_path / "tiny.json").read_text())
+        return list(table["summary"]), table["seeds"], table["summary"]["NCL"]["seeds_ok"] if "NCL" in \
+            table["summary"] else None
+
+    assert report_only() == (["VBPR", "NCL", "BPR"], [7, 8], [])
+    assert "| NCL | 0/2 |" in (tmp_path / "tiny.md").read_text()
+    assert report_only("--models=BPR", "--seeds=7") == (["BPR", "VBPR"], [7], None)
+
+
 def test_a_restart_cut_early_keeps_the_longer_interrupted_record(setting, tmp_path, monkeypatch, capsys):
     """A run cut after six of twelve epochs loses its checkpoints (another machine) and starts over;
     cut again after its first epoch or so, its record stays the longer one (the earlier log set aside,
