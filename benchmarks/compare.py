@@ -38,7 +38,8 @@ sys.path.insert(0, REPO)
 
 import recbole_mmssl  # noqa: E402,F401  (thread wait settings before numpy/torch load: recbole_mmssl/threads.py)
 from benchmarks.earlier_records import PENDING, earlier_record_further_along, settle  # noqa: E402
-from benchmarks.report import cpu_name, existing_rows, existing_seeds, metric_name, write_reports  # noqa: E402
+from benchmarks.report import (cpu_name, existing_rows, existing_seeds, metric_name, report_owner,  # noqa: E402
+                               write_reports)
 from benchmarks.stale_runs import set_aside  # noqa: E402
 from recbole_mmssl.checkpoint import newest_last_checkpoint  # noqa: E402
 from recbole_mmssl.cli import ArgumentParser, check_output_folder, run_cli  # noqa: E402
@@ -457,8 +458,17 @@ def _report_only(args, runs_dir):
     labels = _labels(args.models) if args.models is not None else existing_rows(table)
     seeds = _int_list(args.seeds, "--seeds") if args.seeds is not None else existing_seeds(table)
     os.makedirs(runs_dir, exist_ok=True)
-    print("wrote", ", ".join(write_reports(args.dataset, runs_dir, args.results, labels, seeds, labels_first=True)))
+    _print_written(write_reports(args.dataset, runs_dir, args.results, labels, seeds, labels_first=True), args)
     return 0
+
+
+def _print_written(paths, args):
+    if paths:
+        print("wrote", ", ".join(paths))
+        return
+    owner = report_owner(os.path.join(args.results, args.dataset + ".json"))
+    print(f"{os.path.join(args.results, args.dataset)}.md|json|png: written by {owner}, left as they are; "
+          f"run `python {owner}` to report these runs there")
 
 
 def _summary(record):
@@ -576,8 +586,7 @@ def _main(argv):
     not_started = runner.map(run, specs)
     for spec in not_started:
         print(f"{spec['label']} seed {spec['seed']}: not started (time budget)", flush=True)
-    paths = write_reports(args.dataset, runs_dir, args.results, labels, seeds)
-    print("wrote", ", ".join(paths))
+    _print_written(write_reports(args.dataset, runs_dir, args.results, labels, seeds), args)
     counts = {s: list(outcome.values()).count(s) for s in ("ok", "interrupted", "failed", "stopped")}
     print(f"{counts['ok']} finished, {counts['interrupted']} interrupted, {counts['failed']} failed, "
           f"{len(not_started)} not started" + ("; run the same command to continue" if counts["interrupted"]

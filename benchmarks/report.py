@@ -340,9 +340,12 @@ def write_reports(dataset, runs_dir, results_dir, labels, seeds, labels_first=Fa
     Rows keep the order the table already has, so a call that adds one model's seeds to a shared folder
     does not reorder it; ``labels`` not yet in the table follow, then any other runs' labels, sorted.
     ``labels_first`` (a report asked for by name) puts ``labels`` first, in the order given.
+    Writes nothing, and returns no paths, where another script owns the dataset's report (``report_owner``).
     """
-    runs = load_runs(runs_dir)
     base = os.path.join(results_dir, dataset)
+    if report_owner(base + ".json"):  # another script's report of this dataset: not replaced
+        return []
+    runs = load_runs(runs_dir)
     labels = row_order(existing_rows(base + ".json"), labels, {r["label"] for r in runs}, labels_first)
     seeds = sorted(set(seeds) | {r["seed"] for r in runs})
     table = aggregate(runs, labels)
@@ -366,6 +369,17 @@ def existing_rows(json_path):
             return list(json.load(f).get("summary", {}))
     except (OSError, ValueError, AttributeError):
         return []
+
+
+def report_owner(json_path):
+    """The script that wrote a dataset's report, where that is not this module (e.g.
+    ``benchmarks/sequential_report.py`` for Amazon Scientific, whose report spans several run folders):
+    None for this module's reports and where there is none yet."""
+    try:
+        with open(json_path) as f:
+            return json.load(f).get("produced_by")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def existing_seeds(json_path):

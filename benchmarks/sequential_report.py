@@ -253,7 +253,7 @@ def main(argv=None):
         f.write("\n".join(lines) + "\n")
     os.replace(path + ".md.tmp", path + ".md")
     with open(path + ".json.tmp", "w") as f:
-        json.dump({"tables": tables, "authors": AUTHORS, "runs": all_runs, "pretraining": pre_runs}, f, indent=1)
+        json.dump({"produced_by": "benchmarks/sequential_report.py", "tables": tables, "authors": AUTHORS, "runs": all_runs, "pretraining": pre_runs}, f, indent=1)
     os.replace(path + ".json.tmp", path + ".json")
     write_plot(tables, path + ".png")
     print("wrote", ", ".join(path + ext for ext in (".md", ".json", ".png")))

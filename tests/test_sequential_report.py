@@ -51,3 +51,23 @@ def test_the_goal_lines_speak_for_the_id_scoring_chosen_on_validation_not_on_tes
     # the pre-trained row is set against the scratch row of its own scoring
     assert lines[2] == ("- scientific: MISSRec (IDs, mixed ID score), pre-trained R@10 0.1240 vs from scratch 0.1200 "
                         "(+0.0040); N@10 0.1240 vs 0.1200.")
+
+
+def test_a_comparison_of_scientific_leaves_the_sequential_report_in_place(tmp_path, capsys):
+    """results/scientific.* is this script's report over several run folders: a compare.py call on the
+    same dataset (training or --report-only) must not replace it with its one-folder table."""
+    import json
+
+    from benchmarks import compare, sequential_report
+
+    runs_dir = tmp_path / "runs" / "scientific"
+    runs_dir.mkdir(parents=True)
+    for seed in (2022, 2023):
+        (runs_dir / f"SASRec__seed{seed}.json").write_text(json.dumps(_run("SASRec", seed, "ok", 0.1)))
+    sequential_report.main(["--results", str(tmp_path)])
+    written = {ext: (tmp_path / f"scientific{ext}").read_bytes() for ext in (".md", ".json", ".png")}
+    assert json.loads(written[".json"])["produced_by"] == "benchmarks/sequential_report.py"
+    assert compare.main(["--dataset=scientific", "--data_path", str(tmp_path), "--results", str(tmp_path),
+                         "--report-only"]) == 0
+    assert {ext: (tmp_path / f"scientific{ext}").read_bytes() for ext in written} == written
+    assert "written by benchmarks/sequential_report.py, left as they are" in capsys.readouterr().out
