@@ -38,8 +38,8 @@ sys.path.insert(0, REPO)
 
 import recbole_mmssl  # noqa: E402,F401  (thread wait settings before numpy/torch load: recbole_mmssl/threads.py)
 from benchmarks.earlier_records import PENDING, earlier_record_further_along, settle  # noqa: E402
-from benchmarks.report import (cpu_name, existing_rows, existing_seeds, metric_name, report_owner,  # noqa: E402
-                               write_reports)
+from benchmarks.report import (OWNER_KEY, cpu_name, earlier_report, metric_name, report_rows,  # noqa: E402
+                               report_seeds, write_reports)
 from benchmarks.stale_runs import set_aside  # noqa: E402
 from recbole_mmssl.checkpoint import newest_last_checkpoint  # noqa: E402
 from recbole_mmssl.cli import ArgumentParser, check_output_folder, run_cli  # noqa: E402
@@ -454,9 +454,9 @@ def _labels(text):
 def _report_only(args, runs_dir):
     """Rewrite the reports. Without --models the table keeps every row it has, in place (a row whose runs
     were all set aside stays, showing none), so regenerating after adding runs changes nothing else."""
-    table = os.path.join(args.results, args.dataset + ".json")
-    labels = _labels(args.models) if args.models is not None else existing_rows(table)
-    seeds = _int_list(args.seeds, "--seeds") if args.seeds is not None else existing_seeds(table)
+    earlier = earlier_report(os.path.join(args.results, args.dataset + ".json"))
+    labels = _labels(args.models) if args.models is not None else report_rows(earlier)
+    seeds = _int_list(args.seeds, "--seeds") if args.seeds is not None else report_seeds(earlier)
     os.makedirs(runs_dir, exist_ok=True)
     _print_written(write_reports(args.dataset, runs_dir, args.results, labels, seeds, labels_first=True), args)
     return 0
@@ -466,7 +466,7 @@ def _print_written(paths, args):
     if paths:
         print("wrote", ", ".join(paths))
         return
-    owner = report_owner(os.path.join(args.results, args.dataset + ".json"))
+    owner = earlier_report(os.path.join(args.results, args.dataset + ".json")).get(OWNER_KEY)
     print(f"{os.path.join(args.results, args.dataset)}.md|json|png: written by {owner}, left as they are; "
           f"run `python {owner}` to report these runs there")
 

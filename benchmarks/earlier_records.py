@@ -4,8 +4,9 @@ A run whose ``.last.pth`` is gone (another machine, a cleaned cache) starts over
 restart is cut again (time budget, a kill) after fewer epochs than the interrupted record already
 there, writing its record over the earlier one would lose the longer run. So compare.py writes such a
 run's record beside it (``<run>.json.pending``) and settles afterwards: a finished (or failed) run, or
-one that got as far, replaces the earlier record (as a continuation of its own record would), which is set aside into ``runs/<dataset>/superseded/``
-(never deleted); a shorter cut keeps the earlier record, and its ``.last.pth`` continues next time.
+one that got as far, replaces the earlier record (as a continuation of its own record would), which is
+set aside into ``runs/<dataset>/superseded/`` (never deleted); a shorter cut keeps the earlier record,
+and its ``.last.pth`` continues next time.
 """
 
 import json

@@ -12,6 +12,9 @@ from benchmarks.ablation import row_status
 #: (benchmarks/compare.py --finalize-interrupted), which get a row of their own.
 REPORTED = ("ok", "interrupted")
 INTERRUPTED = " (interrupted)"  # suffix of an interrupted run's label
+#: The key under which another script's report of a dataset names that script (e.g. Amazon Scientific's,
+#: written by benchmarks/sequential_report.py over several run folders): write_reports leaves it alone.
+OWNER_KEY = "produced_by"
 METRICS = [f"{m}@{k}" for m in ("recall", "ndcg", "precision") for k in (10, 20, 50)]
 
 DATASET_NOTES = {
@@ -340,13 +343,15 @@ def write_reports(dataset, runs_dir, results_dir, labels, seeds, labels_first=Fa
     Rows keep the order the table already has, so a call that adds one model's seeds to a shared folder
     does not reorder it; ``labels`` not yet in the table follow, then any other runs' labels, sorted.
     ``labels_first`` (a report asked for by name) puts ``labels`` first, in the order given.
-    Writes nothing, and returns no paths, where another script owns the dataset's report (``report_owner``).
+    Writes nothing, and returns no paths, where another script owns the dataset's report (its json names
+    it under ``OWNER_KEY``).
     """
     base = os.path.join(results_dir, dataset)
-    if report_owner(base + ".json"):  # another script's report of this dataset: not replaced
+    earlier = earlier_report(base + ".json")
+    if earlier.get(OWNER_KEY):  # another script's report of this dataset: not replaced
         return []
     runs = load_runs(runs_dir)
-    labels = row_order(existing_rows(base + ".json"), labels, {r["label"] for r in runs}, labels_first)
+    labels = row_order(report_rows(earlier), labels, {r["label"] for r in runs}, labels_first)
     seeds = sorted(set(seeds) | {r["seed"] for r in runs})
     table = aggregate(runs, labels)
     write_markdown(dataset, table, runs, labels, seeds, base + ".md")
@@ -362,32 +367,27 @@ def write_reports(dataset, runs_dir, results_dir, labels, seeds, labels_first=Fa
     return paths
 
 
-def existing_rows(json_path):
-    """The row labels of a report written earlier, in its order (none if absent or unreadable)."""
+def earlier_report(json_path):
+    """The json of a report written earlier, read once for its rows, seeds and owner (empty if absent
+    or unreadable)."""
     try:
         with open(json_path) as f:
-            return list(json.load(f).get("summary", {}))
-    except (OSError, ValueError, AttributeError):
-        return []
+            report = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return report if isinstance(report, dict) else {}
 
 
-def report_owner(json_path):
-    """The script that wrote a dataset's report, where that is not this module (e.g.
-    ``benchmarks/sequential_report.py`` for Amazon Scientific, whose report spans several run folders):
-    None for this module's reports and where there is none yet."""
+def report_rows(report):
+    """The row labels of an earlier report (``earlier_report``), in its order."""
+    return list(report.get("summary", {}))
+
+
+def report_seeds(report):
+    """The seeds of an earlier report (none if it lists none readable)."""
     try:
-        with open(json_path) as f:
-            return json.load(f).get("produced_by")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def existing_seeds(json_path):
-    """The seeds of a report written earlier (none if absent or unreadable)."""
-    try:
-        with open(json_path) as f:
-            return [int(seed) for seed in json.load(f).get("seeds", [])]
-    except (OSError, ValueError, TypeError, AttributeError):
+        return [int(seed) for seed in report.get("seeds", [])]
+    except (TypeError, ValueError):
         return []
 
 

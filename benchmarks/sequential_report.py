@@ -20,7 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from benchmarks.compare import parse_model_spec  # noqa: E402
-from benchmarks.report import INTERRUPTED, REPORTED, _hardware, load_runs  # noqa: E402
+from benchmarks.report import INTERRUPTED, OWNER_KEY, REPORTED, _hardware, load_runs  # noqa: E402
 
 FOLDERS = {
     "scientific": "full/ (8,442 users x 4,385 items; item text only, all-MiniLM-L6-v2)",
@@ -253,7 +253,8 @@ def main(argv=None):
         f.write("\n".join(lines) + "\n")
     os.replace(path + ".md.tmp", path + ".md")
     with open(path + ".json.tmp", "w") as f:
-        json.dump({"produced_by": "benchmarks/sequential_report.py", "tables": tables, "authors": AUTHORS, "runs": all_runs, "pretraining": pre_runs}, f, indent=1)
+        json.dump({OWNER_KEY: "benchmarks/sequential_report.py", "tables": tables, "authors": AUTHORS,
+                   "runs": all_runs, "pretraining": pre_runs}, f, indent=1)
     os.replace(path + ".json.tmp", path + ".json")
     write_plot(tables, path + ".png")
     print("wrote", ", ".join(path + ext for ext in (".md", ".json", ".png")))

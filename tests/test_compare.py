@@ -373,19 +373,24 @@ def test_on_a_tie_the_best_epoch_is_the_one_recbole_kept(setting):
     assert record["best_epoch"] == 1 == load_checkpoint(record["checkpoint"])["epoch"]
 
 
+def _write_finished_run(runs_dir, label, seed):
+    """A finished run's record as compare.py writes it (only the fields the reports read)."""
+    result = {"recall@20": 0.09, "ndcg@20": 0.04}
+    record = {"label": label, "seed": seed, "status": "ok", "test_result": result, "best_valid_result": result,
+              "best_epoch": 1, "seconds_per_epoch": 1.0, "peak_rss_mb": 1, "valid_curve": [0.09]}
+    (runs_dir / f"{label}__seed{seed}.json").write_text(json.dumps(record))
+
+
 def test_report_rows_keep_their_order_when_a_call_adds_runs(tmp_path):
     """A shared results folder filled by several calls: a call for one model must not reorder the table;
     a report asked for by name (--report-only) puts its models first, in the order given."""
     from benchmarks.report import write_reports
 
-    result = {"recall@20": 0.09, "ndcg@20": 0.04}
     runs_dir = tmp_path / "runs" / "tiny"
     runs_dir.mkdir(parents=True)
 
     def add_run(label):
-        record = {"label": label, "seed": 1, "status": "ok", "test_result": result, "best_valid_result": result,
-                  "best_epoch": 1, "seconds_per_epoch": 1.0, "peak_rss_mb": 1, "valid_curve": [0.09]}
-        (runs_dir / f"{label}__seed1.json").write_text(json.dumps(record))
+        _write_finished_run(runs_dir, label, 1)
 
     def rows():
         return list(json.loads((tmp_path / "tiny.json").read_text())["summary"])
@@ -411,22 +416,19 @@ def test_report_only_without_models_rewrites_the_table_as_it_stands(tmp_path):
     set aside, or forget a seed; naming --models still puts those rows first."""
     from benchmarks.report import write_reports
 
-    result = {"recall@20": 0.09, "ndcg@20": 0.04}
     runs_dir = tmp_path / "runs" / "tiny"
     runs_dir.mkdir(parents=True)
     for label in ("NCL", "BPR", "VBPR"):
-        record = {"label": label, "seed": 7, "status": "ok", "test_result": result, "best_valid_result": result,
-                  "best_epoch": 1, "seconds_per_epoch": 1.0, "peak_rss_mb": 1, "valid_curve": [0.09]}
-        (runs_dir / f"{label}__seed7.json").write_text(json.dumps(record))
+        _write_finished_run(runs_dir, label, 7)
     write_reports("tiny", str(runs_dir), str(tmp_path), ["VBPR", "NCL", "BPR"], [7, 8])
     (runs_dir / "NCL__seed7.json").unlink()  # set aside: the row stays, with no seed done
 
     def report_only(*extra):
         compare.main(["--dataset=tiny", "--data_path", str(tmp_path), "--results", str(tmp_path), "--report-only",
                       *extra])
-        table = json.loads((tmp_path / "tiny.json").read_text())
-        return list(table["summary"]), table["seeds"], table["summary"]["NCL"]["seeds_ok"] if "NCL" in \
-            table["summary"] else None
+        report = json.loads((tmp_path / "tiny.json").read_text())
+        rows = report["summary"]
+        return list(rows), report["seeds"], rows["NCL"]["seeds_ok"] if "NCL" in rows else None
 
     assert report_only() == (["VBPR", "NCL", "BPR"], [7, 8], [])
     assert "| NCL | 0/2 |" in (tmp_path / "tiny.md").read_text()
