@@ -18,8 +18,9 @@ free cores (pinned threads), on a GPU they share the device. ``--time_budget=S``
 training S seconds after the start, records each from its best validation epoch so far (status
 ``interrupted``) and leaves its ``.last.pth``, so the same command continues them next time. A run
 that must start over (its ``.last.pth`` gone) never loses a longer interrupted record: that record
-stands until the restart passes it (benchmarks/earlier_records.py). The command exits 1 when a run
-failed, 2 on bad input, 0 otherwise.
+stands until the restart passes it (benchmarks/earlier_records.py). A run that another comparison is
+training (its lock beside the checkpoint folder: benchmarks/run_lock.py) is skipped, its files left
+alone. The command exits 1 when a run failed or was skipped, 2 on bad input, 0 otherwise.
 """
 
 import json
@@ -38,6 +39,7 @@ sys.path.insert(0, REPO)
 
 import recbole_mmssl  # noqa: E402,F401  (thread wait settings before numpy/torch load: recbole_mmssl/threads.py)
 from benchmarks.earlier_records import PENDING, earlier_record_further_along, settle  # noqa: E402
+from benchmarks.run_lock import RunBusy, RunLocks  # noqa: E402
 from benchmarks.report import (OWNER_KEY, cpu_name, earlier_report, metric_name, report_rows,  # noqa: E402
                                report_seeds, write_reports)
 from benchmarks.stale_runs import set_aside  # noqa: E402
@@ -489,6 +491,13 @@ def _main(argv):
     runs_dir = os.path.join(args.results, "runs", args.dataset)
     if args.report_only:
         return _report_only(args, runs_dir)
+    with RunLocks() as locks:
+        return _compare(args, runs_dir, locks)
+
+
+def _compare(args, runs_dir, locks):
+    """Train (or with --finalize-interrupted record) every planned run whose lock ``locks`` gets; a run
+    another process holds is skipped with its files untouched."""
     labels = _labels(DEFAULT_MODELS if args.models is None else args.models)
     seeds = _int_list(DEFAULT_SEEDS if args.seeds is None else args.seeds, "--seeds")
     data_path = os.path.abspath(args.data_path)
@@ -502,10 +511,16 @@ def _main(argv):
 
     # seed-major: one seed of every model first, so a partial comparison already covers every model
     todo = [(label, seed) for seed in seeds for label in labels]
-    specs = []
+    specs, busy = [], []
     for label, seed in todo:
         out = os.path.join(runs_dir, run_id(label, seed) + ".json")
         checkpoint_dir = os.path.join(os.path.abspath(args.checkpoint_dir), args.dataset, run_id(label, seed))
+        try:
+            locks.take(checkpoint_dir)
+        except RunBusy as err:
+            busy.append((label, seed))
+            print(f"{label} seed {seed}: skipped: {err}", flush=True)
+            continue
         stale = set_aside_if_stale(label, seed, out, checkpoint_dir, settings[label], runs_dir)
         if not stale and os.path.exists(out) and json.load(open(out)).get("status") == "ok":  # keep finished runs
             print(f"{label} seed {seed}: done earlier, kept", flush=True)
@@ -589,9 +604,10 @@ def _main(argv):
     _print_written(write_reports(args.dataset, runs_dir, args.results, labels, seeds), args)
     counts = {s: list(outcome.values()).count(s) for s in ("ok", "interrupted", "failed", "stopped")}
     print(f"{counts['ok']} finished, {counts['interrupted']} interrupted, {counts['failed']} failed, "
-          f"{len(not_started)} not started" + ("; run the same command to continue" if counts["interrupted"]
-                                               or not_started else ""), flush=True)
-    return 1 if counts["failed"] else 0
+          f"{len(not_started)} not started" + (f", {len(busy)} skipped (another process trains them)" if busy else "")
+          + ("; run the same command to continue" if counts["interrupted"] or not_started or busy else ""),
+          flush=True)
+    return 1 if counts["failed"] or busy else 0
 
 
 def main(argv=None):

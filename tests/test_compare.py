@@ -1,12 +1,15 @@
 """benchmarks/compare.py: one file per run, resumable, interrupted runs recorded apart."""
 
 import json
+import socket
+import subprocess
 import sys
 
 import pytest
 
 from benchmarks import compare
 from tests._lead_util import SMALL_RUN, write_tiny_dataset
+from tests._lock_util import write_lock
 
 
 @pytest.fixture
@@ -482,3 +485,48 @@ def test_a_restart_cut_early_keeps_the_longer_interrupted_record(setting, tmp_pa
     assert finished["status"] == "ok" and finished["n_epochs"] == 12
     assert 1 <= finished["resumed_at_epoch"] < earlier["n_epochs"]
     assert json.loads((runs_dir / "superseded" / "BPR__seed5.json").read_text()) == earlier
+
+
+@pytest.fixture
+def live_process():
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def _dead_pid():
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_run_that_a_live_process_holds_is_skipped_with_its_files_untouched(setting, tmp_path, live_process,
+                                                                             capsys):
+    args, results = setting
+    folder = tmp_path / "ckpt" / "tiny" / "BPR__seed5"
+    folder.mkdir(parents=True)
+    (folder / "other.last.pth").write_bytes(b"the other process's checkpoint")
+    lock = tmp_path / "ckpt" / "tiny" / "BPR__seed5.lock"
+    write_lock(lock, live_process.pid)
+    held = lock.read_text()
+
+    assert compare.main(args) == 1
+    out = capsys.readouterr().out
+    assert f"BPR seed 5: skipped: being trained by process {live_process.pid} on {socket.gethostname()}" in out
+    assert str(lock) in out and "1 skipped (another process trains them)" in out
+    assert lock.read_text() == held
+    assert [p.name for p in folder.iterdir()] == ["other.last.pth"]
+    assert (folder / "other.last.pth").read_bytes() == b"the other process's checkpoint"
+    assert not list((results / "runs" / "tiny").glob("BPR*"))
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over_and_given_back(setting, tmp_path):
+    args, results = setting
+    lock = tmp_path / "ckpt" / "tiny" / "BPR__seed5.lock"
+    write_lock(lock, _dead_pid())
+
+    assert compare.main(args) == 0
+    assert json.loads((results / "runs" / "tiny" / "BPR__seed5.json").read_text())["status"] == "ok"
+    assert not lock.exists()
+    assert not list(lock.parent.glob("*.tmp"))

@@ -1,0 +1,125 @@
+"""One process per run: a lock file beside the run's checkpoint folder.
+
+Two comparisons that share a run (same dataset, model settings and seed: one checkpoint folder under
+``--checkpoint_dir``, whatever their ``--results``) would both continue the same ``.last.pth``, overwrite
+each other's checkpoints and record, and one could set the other's folder aside as stale. So
+``compare.py`` takes ``<checkpoint folder>.lock`` for each run it plans before touching any of that
+run's files, and gives it back when the call ends. A run whose lock is held by a live process is left
+alone (its files untouched) and named with the process and the lock file. A lock whose process is gone
+(killed, machine restarted) is taken over. The lock sits beside the folder, not in it, because a stale
+run's folder is renamed while its lock is held.
+"""
+
+import json
+import os
+import socket
+import time
+
+#: What a lock file's name adds to the run's checkpoint folder.
+LOCK_SUFFIX = ".lock"
+
+
+class RunBusy(Exception):
+    """Another live process holds this run's lock."""
+
+    def __init__(self, lock_path, holder):
+        self.lock_path, self.holder = lock_path, holder
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("started", 0)))
+        super().__init__(f"being trained by process {holder.get('pid')} on {holder.get('host')} since {since} "
+                         f"(lock {lock_path}); run the same command when that one has ended, or delete the "
+                         "lock file if that process is gone")
+
+
+def lock_path(checkpoint_dir):
+    return checkpoint_dir.rstrip(os.sep) + LOCK_SUFFIX
+
+
+def acquire(checkpoint_dir):
+    """Take the run's lock and return its path; raise RunBusy when a live process holds it."""
+    path = lock_path(checkpoint_dir)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    for _ in range(2):  # the second try follows the removal of a dead process's lock
+        if _create_with(path, mine):
+            return path
+        holder = _read(path)
+        if holder is not None and _alive(holder):
+            raise RunBusy(path, holder)
+        _remove(path, holder)
+    raise RunBusy(path, _read(path) or {})
+
+
+def release(path):
+    """Give back a lock this process holds (a lock another process took over is left to it)."""
+    holder = _read(path)
+    if holder is not None and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+        _remove(path, holder)
+
+
+def _create_with(path, content):
+    """Create ``path`` holding ``content`` in one step (a hard link of a written temporary file fails
+    when the path exists), so that no reader ever sees a half-written lock."""
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as handle:
+        json.dump(content, handle)
+    try:
+        os.link(temporary, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(temporary)
+
+
+def _read(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # unreadable: not written by this module, so no process holds it
+
+
+def _alive(holder):
+    """Whether the holder may still run. A process on another host (a shared home on a cluster)
+    cannot be checked from here: it counts as alive, and the message says how to clear it."""
+    if holder.get("host") != socket.gethostname():
+        return bool(holder.get("host"))
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _remove(path, expected):
+    """Remove the lock if it is still the one read as ``expected`` (not a newer holder's)."""
+    if _read(path) == expected:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+class RunLocks:
+    """The run locks one call holds, all given back when the call ends (also on error or Ctrl-C)."""
+
+    def __init__(self):
+        self.paths = []
+
+    def take(self, checkpoint_dir):
+        """Lock one run (RunBusy when a live process holds it)."""
+        self.paths.append(acquire(checkpoint_dir))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for path in self.paths:
+            release(path)
+        self.paths = []
