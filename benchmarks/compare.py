@@ -216,6 +216,13 @@ def set_aside_if_stale(label, seed, out, checkpoint_dir, current, runs_dir):
     return True
 
 
+def last_start(log_text):
+    """The commit and thread count of the run's latest start in its log (a continued run appends a
+    start line each time): what a finished run's record says, and what the latest epochs ran with."""
+    starts = re.findall(r"^CODE (\S+) THREADS (\d+)", log_text, flags=re.M)
+    return (starts[-1][0], int(starts[-1][1])) if starts else (None, None)
+
+
 def finalize_interrupted(spec, log_path):
     """Record a run that was stopped before early stopping (killed, session limit, time budget) from
     its newest ``.last.pth``: the epochs it trained and the best-on-validation checkpoint it names.
@@ -223,7 +230,7 @@ def finalize_interrupted(spec, log_path):
     That checkpoint is evaluated on test exactly as a finished run's would be; the record says
     ``status: interrupted`` and after how many epochs it stopped, so the report can show it apart from
     finished runs. Returns False when the run finished no epoch. The log gives only the commit and
-    threads the run printed at its start.
+    threads of its latest start (``last_start``).
     """
     from recbole_mmssl import threads
     from recbole_mmssl.checkpoint import load_checkpoint, plain_config
@@ -252,9 +259,7 @@ def finalize_interrupted(spec, log_path):
 
         groups = breakdown(trainer, test_data, train_data._dataset, k=spec["breakdown_k"])
     record = {k: spec[k] for k in ("label", "model", "overrides", "seed", "dataset", "valid_metric")}
-    text = open(log_path).read() if os.path.exists(log_path) else ""
-    code = re.search(r"^CODE (\S+) THREADS (\d+)", text, flags=re.M)
-    record["code"], record["threads"] = (code.group(1), int(code.group(2))) if code else (None, None)
+    record["code"], record["threads"] = last_start(open(log_path).read() if os.path.exists(log_path) else "")
     record.update(
         status="interrupted", best_epoch=state["epoch"], n_epochs=len(curve),
         best_valid_result={k: float(v) for k, v in valid_result.items()}, test_result={k: float(v) for k, v in test_result.items()},

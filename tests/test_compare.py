@@ -530,3 +530,11 @@ def test_a_lock_left_by_a_dead_process_is_taken_over_and_given_back(setting, tmp
     assert json.loads((results / "runs" / "tiny" / "BPR__seed5.json").read_text())["status"] == "ok"
     assert not lock.exists()
     assert not list(lock.parent.glob("*.tmp"))
+
+
+def test_an_interrupted_record_names_the_commit_and_threads_of_its_latest_start():
+    """A run continued with other threads (or code) is recorded as its latest part ran, as a finished
+    run's record is; the median seconds per epoch come mostly from the later, longer part."""
+    log = "CODE abc1234 THREADS 1\nepoch 0 ...\nCODE def5678+dirty THREADS 2\nepoch 8 ...\n"
+    assert compare.last_start(log) == ("def5678+dirty", 2)
+    assert compare.last_start("no start line") == (None, None)
