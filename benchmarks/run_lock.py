@@ -15,6 +15,8 @@ import os
 import socket
 import time
 
+from recbole_mmssl.process_marker import process_gone, process_marker
+
 #: What a lock file's name adds to the run's checkpoint folder.
 LOCK_SUFFIX = ".lock"
 
@@ -24,7 +26,7 @@ class RunBusy(Exception):
 
     def __init__(self, lock_path, holder):
         self.lock_path, self.holder = lock_path, holder
-        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("started", 0)))
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("time", 0)))
         super().__init__(f"being trained by process {holder.get('pid')} on {holder.get('host')} since {since} "
                          f"(lock {lock_path}); run the same command when that one has ended, or delete the "
                          "lock file if that process is gone")
@@ -38,7 +40,7 @@ def acquire(checkpoint_dir):
     """Take the run's lock and return its path; raise RunBusy when a live process holds it."""
     path = lock_path(checkpoint_dir)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+    mine = process_marker()
     for _ in range(2):  # the second try follows the removal of a dead process's lock
         if _create_with(path, mine):
             return path
@@ -82,19 +84,12 @@ def _read(path):
 
 
 def _alive(holder):
-    """Whether the holder may still run. A process on another host (a shared home on a cluster)
-    cannot be checked from here: it counts as alive, and the message says how to clear it."""
-    if holder.get("host") != socket.gethostname():
-        return bool(holder.get("host"))
+    """Whether the holder may still run (one on another host counts as running: the message says how
+    to clear it). A lock without a readable process is no one's."""
     try:
-        os.kill(int(holder["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
+        return not process_gone(holder)
     except (KeyError, TypeError, ValueError):
         return False
-    return True
 
 
 def _remove(path, expected):

@@ -392,20 +392,17 @@ def test_report_rows_keep_their_order_when_a_call_adds_runs(tmp_path):
     runs_dir = tmp_path / "runs" / "tiny"
     runs_dir.mkdir(parents=True)
 
-    def add_run(label):
-        _write_finished_run(runs_dir, label, 1)
-
     def rows():
         return list(json.loads((tmp_path / "tiny.json").read_text())["summary"])
 
     for label in ("NCL", "BPR"):
-        add_run(label)
+        _write_finished_run(runs_dir, label, 1)
     write_reports("tiny", str(runs_dir), str(tmp_path), ["NCL", "BPR"], [1])
     assert rows() == ["NCL", "BPR"]
-    add_run("LightGCN")
+    _write_finished_run(runs_dir, "LightGCN", 1)
     write_reports("tiny", str(runs_dir), str(tmp_path), ["BPR", "LightGCN"], [1])  # a later call, other order
     assert rows() == ["NCL", "BPR", "LightGCN"]
-    add_run("FREEDOM")  # a run of another call, not named here: after the named rows, sorted
+    _write_finished_run(runs_dir, "FREEDOM", 1)  # a run of another call, not named here: after the named rows, sorted
     write_reports("tiny", str(runs_dir), str(tmp_path), ["BPR"], [1])
     assert rows() == ["NCL", "BPR", "LightGCN", "FREEDOM"]
     write_reports("tiny", str(runs_dir), str(tmp_path), ["LightGCN", "BPR"], [1], labels_first=True)

@@ -14,9 +14,7 @@ numpy's C parser one row at a time, which keeps memory near the size of the resu
 import json
 import os
 import shutil
-import socket
 import tempfile
-import time
 import uuid
 import warnings
 import zlib
@@ -26,6 +24,7 @@ from tqdm import tqdm
 
 from recbole_mmssl.atomic_write import atomic_file, umask_mode
 from recbole_mmssl.errors import DataError, shown
+from recbole_mmssl.process_marker import process_gone, process_marker
 
 FEATURE_SUFFIX = "_feat"
 _PAIRS = np.array(
@@ -68,18 +67,8 @@ def make_temp_dir(parent, name):
     tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
     os.chmod(tmp, umask_mode(0o777))
     with open(os.path.join(tmp, TEMP_MARKER), "w") as f:
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}, f)
+        json.dump(process_marker(), f)
     return tmp
-
-
-def _process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
 
 
 def clean_stale_temp_dirs(parent, name):
@@ -93,18 +82,16 @@ def clean_stale_temp_dirs(parent, name):
         entries = os.listdir(parent)
     except OSError:
         return removed
-    host = socket.gethostname()
     for entry in entries:
         path = os.path.join(parent, entry)
         if not entry.startswith(f".{name}.tmp-") or not os.path.isdir(path) or os.path.islink(path):
             continue
         try:
             with open(os.path.join(path, TEMP_MARKER)) as f:
-                marker = json.load(f)
-            pid, made_on = int(marker["pid"]), marker["host"]
+                gone = process_gone(json.load(f))
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if made_on == host and not _process_alive(pid):
+        if gone:
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
