@@ -19,7 +19,7 @@ training S seconds after the start, records each from its best validation epoch 
 ``interrupted``) and leaves its ``.last.pth``, so the same command continues them next time. A run
 that must start over (its ``.last.pth`` gone) never loses a longer interrupted record: that record
 stands until the restart passes it (benchmarks/earlier_records.py). A run that another comparison is
-training (its lock beside the checkpoint folder: benchmarks/run_lock.py) is skipped, its files left
+training (its lock beside the checkpoint folder: recbole_mmssl/run_lock.py) is skipped, its files left
 alone. The command exits 1 when a run failed or was skipped, 2 on bad input, 0 otherwise.
 """
 
@@ -39,13 +39,13 @@ sys.path.insert(0, REPO)
 
 import recbole_mmssl  # noqa: E402,F401  (thread wait settings before numpy/torch load: recbole_mmssl/threads.py)
 from benchmarks.earlier_records import PENDING, earlier_record_further_along, settle  # noqa: E402
-from benchmarks.run_lock import RunBusy, RunLocks  # noqa: E402
 from benchmarks.report import (OWNER_KEY, cpu_name, earlier_report, metric_name, report_rows,  # noqa: E402
                                report_seeds, write_reports)
 from benchmarks.stale_runs import set_aside  # noqa: E402
 from recbole_mmssl.checkpoint import newest_last_checkpoint  # noqa: E402
 from recbole_mmssl.cli import ArgumentParser, check_output_folder, run_cli  # noqa: E402
 from recbole_mmssl.errors import UsageError, UserError  # noqa: E402
+from recbole_mmssl.run_lock import RunBusy, RunLocks  # noqa: E402
 
 #: Seconds a stopped run gets to save and exit after SIGINT before it is killed.
 STOP_GRACE_S = 60

@@ -21,6 +21,9 @@ An interrupted search continues from ``trials.jsonl`` when run again with the sa
 last epoch, kept under ``--checkpoint_dir`` until the trial ends.
 ``--specs`` trains nothing: it prints the tuned models' compare specs from ``summary.json``, ready for
 ``compare.py --models=``.
+One search per folder at a time: a second call that finds a model's search (``<out>/<dataset>/<Model>.lock``)
+or a trial (``<trial folder>.lock`` under ``--checkpoint_dir``) held by a live process skips it, names
+that process, leaves its files alone and exits 1; a lock whose process is gone is taken over.
 Other ``--key=value`` arguments are config overrides for every trial. The search itself is
 recbole_mmssl/tuning.py.
 """
@@ -103,11 +106,13 @@ def compare_specs(summary_path, models=None):
 
 
 def tune_model(model, args, log=print):
-    """Search one model; returns its summary entry."""
+    """Search one model; returns its summary entry (None when nothing was written) and the number of
+    searches or trials skipped because another live process holds them (their locks)."""
     from recbole_mmssl import tuning
     from recbole_mmssl.errors import DataError
     from recbole_mmssl.hyper_space import check_values, read_space
     from recbole_mmssl.quick_start import preflight
+    from recbole_mmssl.run_lock import RunBusy, RunLocks
 
     space_file = os.path.join(args.spaces, f"{model}.test")
     if not os.path.isfile(space_file):
@@ -133,20 +138,30 @@ def tune_model(model, args, log=print):
         "seed": args.seed, "epochs": args.epochs, "stopping_step": args.stopping_step,
         "overrides": args.cmd_args, "config_files": [_relative(p) for p in config_files or []],
     }
-    store = tuning.TrialStore(folder, search)
-    if args.tool == "ray":
-        args.output_dir = folder
-        tuning.run_ray(drawn, fixed, store, args)
-        tuning.clear_ray_folder(folder)
-    else:
-        tuning.run_local(drawn, fixed, store, log=lambda text: log(f"{model}: {text}"))
-    rows = store.table(drawn)
-    entry = tuning.write_outputs({**search, "folder": folder, "tool": args.tool}, list(space), rows,
-                                 os.path.join(args.out, args.dataset, f"{model}.yaml"),
-                                 os.path.join(args.out, args.dataset, "summary.json"), display=_relative)
+    with RunLocks() as locks:
+        try:
+            locks.take(folder)
+        except RunBusy as err:
+            log(f"{model}: skipped: {err}")
+            return None, 1
+        store = tuning.TrialStore(folder, search)
+        skipped = 0
+        if args.tool == "ray":
+            args.output_dir = folder
+            tuning.run_ray(drawn, fixed, store, args)
+            tuning.clear_ray_folder(folder)
+        else:
+            skipped = tuning.run_local(drawn, fixed, store, log=lambda text: log(f"{model}: {text}"))
+        rows = store.table(drawn)
+        if skipped and not rows:
+            log(f"{model}: no trial has ended yet, so nothing was written; run the same command again later")
+            return None, skipped
+        entry = tuning.write_outputs({**search, "folder": folder, "tool": args.tool}, list(space), rows,
+                                     os.path.join(args.out, args.dataset, f"{model}.yaml"),
+                                     os.path.join(args.out, args.dataset, "summary.json"), display=_relative)
     log(f"{model}: best {entry['values']} valid Recall@20 {entry['best_valid_score']:.4f} "
         f"({entry['finished']}/{entry['trials']} trials finished); wrote {entry['config_file']}")
-    return entry
+    return entry, skipped
 
 
 def _main(argv):
@@ -155,9 +170,10 @@ def _main(argv):
     if args.specs:
         print(",".join(compare_specs(os.path.join(args.out, args.dataset, "summary.json"), models or None)))
         return 0
-    for model in models:
-        tune_model(model, args)
-    return 0
+    skipped = sum(tune_model(model, args)[1] for model in models)
+    if skipped:
+        print(f"{skipped} search(es) or trial(s) skipped: another process holds them", flush=True)
+    return 1 if skipped else 0
 
 
 def main(argv=None):

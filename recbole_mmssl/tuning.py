@@ -31,6 +31,7 @@ import yaml
 
 from recbole_mmssl.atomic_write import atomic_file
 from recbole_mmssl.errors import DataError, UserError
+from recbole_mmssl.run_lock import RunBusy, RunLocks
 
 SELECTION = "valid Recall@20"
 
@@ -191,30 +192,42 @@ def run_local(drawn, fixed, store, log=print):
 
     With ``fixed["checkpoint_root"]`` each trial keeps its checkpoints in its own folder there: a trial
     stopped by Ctrl-C or SIGTERM (a deadline) continues from its last epoch when the search is run again.
+    A trial that a live process is training (another search sharing that root: the trial folder's lock)
+    is skipped with its files untouched. Returns the number of trials skipped so.
     """
     from recbole_mmssl.hyper import run_trial
 
     root = fixed.get("checkpoint_root")
+    skipped = 0
     for index, params in enumerate(drawn):
         if store.done(index, params):
             continue
         trial_fixed = fixed if root is None else {**fixed, "checkpoint_dir": trial_folder(root, index, params, fixed)}
-        log(f"trial {index + 1}/{len(drawn)}: {params}")
-        started = time.time()
-        try:
-            row = trial_row(params, run_trial(params, trial_fixed))
-        except UserError:  # bad data or settings: every trial would fail alike
-            raise
-        except KeyboardInterrupt:
+        with RunLocks() as locks:
             if root is not None:
-                log(f"trial {index + 1}/{len(drawn)}: stopped; its last epoch is kept in "
-                    f"{trial_fixed['checkpoint_dir']}: the same command continues it")
-            raise
-        except TRIAL_FAILURES as err:
-            row = failed_row(params, err)
-        store.add(index, params, row)
+                try:
+                    locks.take(trial_fixed["checkpoint_dir"])
+                except RunBusy as err:
+                    log(f"trial {index + 1}/{len(drawn)}: skipped: {err}")
+                    skipped += 1
+                    continue
+            log(f"trial {index + 1}/{len(drawn)}: {params}")
+            started = time.time()
+            try:
+                row = trial_row(params, run_trial(params, trial_fixed))
+            except UserError:  # bad data or settings: every trial would fail alike
+                raise
+            except KeyboardInterrupt:
+                if root is not None:
+                    log(f"trial {index + 1}/{len(drawn)}: stopped; its last epoch is kept in "
+                        f"{trial_fixed['checkpoint_dir']}: the same command continues it")
+                raise
+            except TRIAL_FAILURES as err:
+                row = failed_row(params, err)
+            store.add(index, params, row)
         log(f"trial {index + 1}/{len(drawn)}: {row['status']}, valid {row['valid_score']}, "
             f"{time.time() - started:.0f}s")
+    return skipped
 
 
 def run_ray(drawn, fixed, store, args):

@@ -1,11 +1,24 @@
-"""Run locks as benchmarks/run_lock.py writes them, for the tests of a lock held by another process."""
+"""Run locks as recbole_mmssl/run_lock.py writes them, for the tests of a lock held by another process."""
 
 import json
 import socket
+import subprocess
+import sys
 import time
+
+import pytest
 
 
 def write_lock(path, pid, host=None):
     """A lock file at ``path`` held by process ``pid`` on ``host`` (this machine by default)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "time": time.time()}))
+
+
+@pytest.fixture
+def live_process():
+    """A process that lives through the test: the holder of a lock that must be respected."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield process
+    process.kill()
+    process.wait()

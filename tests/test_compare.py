@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks import compare
 from tests._lead_util import SMALL_RUN, write_tiny_dataset
-from tests._lock_util import write_lock
+from tests._lock_util import live_process, write_lock  # noqa: F401  (live_process: a fixture)
 
 
 @pytest.fixture
@@ -484,14 +484,6 @@ def test_a_restart_cut_early_keeps_the_longer_interrupted_record(setting, tmp_pa
     assert json.loads((runs_dir / "superseded" / "BPR__seed5.json").read_text()) == earlier
 
 
-@pytest.fixture
-def live_process():
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    yield process
-    process.kill()
-    process.wait()
-
-
 def _dead_pid():
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
@@ -510,7 +502,7 @@ def test_a_run_that_a_live_process_holds_is_skipped_with_its_files_untouched(set
 
     assert compare.main(args) == 1
     out = capsys.readouterr().out
-    assert f"BPR seed 5: skipped: being trained by process {live_process.pid} on {socket.gethostname()}" in out
+    assert f"BPR seed 5: skipped: in use by process {live_process.pid} on {socket.gethostname()}" in out
     assert str(lock) in out and "1 skipped (another process trains them)" in out
     assert lock.read_text() == held
     assert [p.name for p in folder.iterdir()] == ["other.last.pth"]

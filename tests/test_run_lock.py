@@ -1,18 +1,18 @@
-"""benchmarks/run_lock.py: one process per run, dead holders' locks taken over."""
+"""recbole_mmssl/run_lock.py: one process per run, dead holders' locks taken over."""
 
 import json
 import os
 
 import pytest
 
-from benchmarks import run_lock
+from recbole_mmssl import run_lock
 from tests._lock_util import write_lock
 
 
 def test_one_holder_at_a_time_and_release_leaves_another_holders_lock(tmp_path):
     folder = str(tmp_path / "run")
     path = run_lock.acquire(folder)
-    with pytest.raises(run_lock.RunBusy, match="being trained by process"):
+    with pytest.raises(run_lock.RunBusy, match="in use by process"):
         run_lock.acquire(folder)  # this process is alive: a second call of it waits like any other
     run_lock.release(path)
     assert not (tmp_path / "run.lock").exists()

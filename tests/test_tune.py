@@ -18,6 +18,7 @@ from recbole_mmssl.errors import DataError
 from recbole_mmssl.hyper_space import candidate_values, check_values, read_space
 from recbole_mmssl.quick_start import run_recbole_mmssl
 from tests._lead_util import SMALL_RUN, write_tiny_dataset
+from tests._lock_util import live_process, write_lock  # noqa: F401  (live_process: a fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 SPACES = sorted((REPO / "properties" / "search").glob("*.test"))
@@ -129,6 +130,52 @@ def test_a_trial_stopped_midway_continues_from_its_last_epoch_and_ends_as_if_nev
         assert {k: row[k] for k in ("valid_score", "best_epoch", "epochs")} == \
             {k: reference[k] for k in ("valid_score", "best_epoch", "epochs")}
     assert not kept.exists()  # an ended trial leaves no checkpoints behind
+
+
+def test_a_search_that_a_live_process_holds_is_skipped_with_its_files_untouched(tiny, live_process, capsys):
+    tmp_path, args, _ = tiny
+    lock = tmp_path / "out" / "tiny" / "BPR.lock"
+    write_lock(lock, live_process.pid)
+    held = lock.read_text()
+
+    assert tune.main(args) == 1
+    out = capsys.readouterr().out
+    assert f"BPR: skipped: in use by process {live_process.pid}" in out and str(lock) in out
+    assert lock.read_text() == held
+    assert sorted(p.name for p in (tmp_path / "out" / "tiny").iterdir()) == ["BPR.lock"]  # nothing written
+    assert not (tmp_path / "trials").exists()  # nothing trained
+
+
+def test_a_trial_that_another_search_trains_is_skipped_and_run_once_it_is_free(tiny, live_process, capsys,
+                                                                               monkeypatch):
+    from recbole_mmssl import hyper
+
+    tmp_path, args, _ = tiny
+    real_trial, folders = hyper.run_trial, []
+    monkeypatch.setattr(hyper, "run_trial", lambda params, fixed: folders.append(fixed["checkpoint_dir"])
+                        or real_trial(params, fixed))
+    elsewhere = [a for a in args if not a.startswith("--out=")] + [f"--out={tmp_path / 'elsewhere'}"]
+    assert tune.main(elsewhere) == 0  # a search with another --out shares the trials' checkpoint folders
+    first = Path(folders[0])
+    first.mkdir()
+    (first / "other.last.pth").write_bytes(b"the other search's checkpoint")
+    write_lock(Path(str(first) + ".lock"), live_process.pid)
+    capsys.readouterr()
+
+    assert tune.main(args) == 1
+    out = capsys.readouterr().out
+    assert f"trial 1/2: skipped: in use by process {live_process.pid}" in out and "1 search(es) or trial(s)" in out
+    assert folders[2:] == folders[1:2]  # only the free trial trained
+    assert (first / "other.last.pth").read_bytes() == b"the other search's checkpoint"
+    lines = tmp_path / "out" / "tiny" / "BPR" / "trials.jsonl"
+    assert [json.loads(line)["index"] for line in lines.open()] == [1]
+    assert json.loads((tmp_path / "out" / "tiny" / "summary.json").read_text())["BPR"]["trials"] == 1
+
+    Path(str(first) + ".lock").unlink()
+    (first / "other.last.pth").unlink()
+    assert tune.main(args) == 0  # the other search has ended: the same command completes this one
+    assert folders[3:] == folders[:1] and len(lines.read_text().splitlines()) == 2
+    assert not list(tmp_path.rglob("*.lock"))  # every lock given back
 
 
 def test_draws_are_distinct_deterministic_and_cover_a_grid_of_the_budgets_size():

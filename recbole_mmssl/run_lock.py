@@ -1,13 +1,15 @@
-"""One process per run: a lock file beside the run's checkpoint folder.
+"""One process per run or search: a lock file beside the folder it works in.
 
 Two comparisons that share a run (same dataset, model settings and seed: one checkpoint folder under
 ``--checkpoint_dir``, whatever their ``--results``) would both continue the same ``.last.pth``, overwrite
-each other's checkpoints and record, and one could set the other's folder aside as stale. So
-``compare.py`` takes ``<checkpoint folder>.lock`` for each run it plans before touching any of that
-run's files, and gives it back when the call ends. A run whose lock is held by a live process is left
-alone (its files untouched) and named with the process and the lock file. A lock whose process is gone
-(killed, machine restarted) is taken over. The lock sits beside the folder, not in it, because a stale
-run's folder is renamed while its lock is held.
+each other's checkpoints and record, and one could set the other's folder aside as stale; two tuning
+searches of one folder would train the same trials into the same checkpoint folders. So
+``benchmarks/compare.py`` takes ``<checkpoint folder>.lock`` for each run it plans, and
+``benchmarks/tune.py`` takes ``<search folder>.lock`` for each search and ``<trial folder>.lock`` for each
+trial, before touching any of their files, and gives them back when done. A folder whose lock is held by
+a live process is left alone (its files untouched) and named with the process and the lock file. A lock
+whose process is gone (killed, machine restarted) is taken over. The lock sits beside the folder, not in
+it, because a stale run's folder is renamed while its lock is held.
 """
 
 import json
@@ -22,12 +24,12 @@ LOCK_SUFFIX = ".lock"
 
 
 class RunBusy(Exception):
-    """Another live process holds this run's lock."""
+    """Another live process holds this run's (or search's) lock."""
 
     def __init__(self, lock_path, holder):
         self.lock_path, self.holder = lock_path, holder
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("time", 0)))
-        super().__init__(f"being trained by process {holder.get('pid')} on {holder.get('host')} since {since} "
+        super().__init__(f"in use by process {holder.get('pid')} on {holder.get('host')} since {since} "
                          f"(lock {lock_path}); run the same command when that one has ended, or delete the "
                          "lock file if that process is gone")
 
