@@ -9,10 +9,12 @@ import time
 import pytest
 
 
-def write_lock(path, pid, host=None):
-    """A lock file at ``path`` held by process ``pid`` on ``host`` (this machine by default)."""
+def write_lock(path, pid, host=None, started=None):
+    """A lock file at ``path`` held by process ``pid`` on ``host`` (this machine by default), that
+    process started at ``started`` (clock ticks since boot; None: unknown, as on a system without /proc)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(), "time": time.time()}))
+    marker = {"pid": pid, "host": host or socket.gethostname(), "time": time.time(), "started": started}
+    path.write_text(json.dumps(marker))
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from recbole_mmssl import run_lock
-from tests._lock_util import write_lock
+from recbole_mmssl import process_marker, run_lock
+from tests._lock_util import live_process, write_lock  # noqa: F401  (live_process: a fixture)
 
 
 def test_one_holder_at_a_time_and_release_leaves_another_holders_lock(tmp_path):
@@ -32,3 +32,14 @@ def test_a_lock_from_another_host_counts_as_held(tmp_path):
     write_lock(tmp_path / "run.lock", pid=1, host="another-host")
     with pytest.raises(run_lock.RunBusy, match="on another-host"):
         run_lock.acquire(str(tmp_path / "run"))
+
+
+def test_a_lock_whose_pid_now_runs_another_process_is_taken_over(tmp_path, live_process):
+    started = process_marker._start_time(live_process.pid)
+    lock = tmp_path / "run.lock"
+    write_lock(lock, pid=live_process.pid, started=started)
+    with pytest.raises(run_lock.RunBusy):
+        run_lock.acquire(str(tmp_path / "run"))  # the process that wrote it still runs
+    write_lock(lock, pid=live_process.pid, started=started - 1)  # written by an earlier process of that pid
+    path = run_lock.acquire(str(tmp_path / "run"))
+    assert json.loads(open(path).read())["pid"] == os.getpid()
