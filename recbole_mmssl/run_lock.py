@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import time
+from contextlib import contextmanager
 
 from recbole_mmssl.process_marker import process_gone, process_marker
 
@@ -51,6 +52,26 @@ def acquire(checkpoint_dir):
             raise RunBusy(path, holder)
         _remove(path, holder)
     raise RunBusy(path, _read(path) or {})
+
+
+@contextmanager
+def held_briefly(target, timeout_s=60.0, poll_s=0.05):
+    """Hold ``target``'s lock for a short read-modify-write of a file that several processes update
+    (a dataset's tuning summary), waiting while another live process holds it; RunBusy after
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            path = acquire(target)
+            break
+        except RunBusy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(poll_s)
+    try:
+        yield
+    finally:
+        release(path)
 
 
 def release(path):

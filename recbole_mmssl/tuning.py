@@ -31,7 +31,7 @@ import yaml
 
 from recbole_mmssl.atomic_write import atomic_file
 from recbole_mmssl.errors import DataError, UserError
-from recbole_mmssl.run_lock import RunBusy, RunLocks
+from recbole_mmssl.run_lock import RunBusy, RunLocks, held_briefly
 
 SELECTION = "valid Recall@20"
 
@@ -305,13 +305,14 @@ def write_outputs(search, space_names, rows, config_path, summary_path, display=
         "best_epoch": best["best_epoch"], "values": values, "config_file": display(config_path),
         "trials_table": display(os.path.join(folder, "trials.md")), "spec": compare_spec(search["model"], values),
     }
-    summary = {}
-    if os.path.exists(summary_path):
-        with open(summary_path) as f:
-            summary = json.load(f)
-    summary[search["model"]] = entry
-    _atomic_json(summary_path, summary)
-    write_summary_markdown(search["dataset"], summary, os.path.splitext(summary_path)[0] + ".md")
+    with held_briefly(summary_path):  # searches of other models may end at the same moment
+        summary = {}
+        if os.path.exists(summary_path):
+            with open(summary_path) as f:
+                summary = json.load(f)
+        summary[search["model"]] = entry
+        _atomic_json(summary_path, summary)
+        write_summary_markdown(search["dataset"], summary, os.path.splitext(summary_path)[0] + ".md")
     return entry
 
 

@@ -4,6 +4,8 @@ import csv
 import json
 import math
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -176,6 +178,26 @@ def test_a_trial_that_another_search_trains_is_skipped_and_run_once_it_is_free(t
     assert tune.main(args) == 0  # the other search has ended: the same command completes this one
     assert folders[3:] == folders[:1] and len(lines.read_text().splitlines()) == 2
     assert not list(tmp_path.rglob("*.lock"))  # every lock given back
+
+
+def test_two_searches_ending_at_once_both_keep_their_summary_entry(tmp_path):
+    from recbole_mmssl import run_lock
+
+    summary = tmp_path / "summary.json"
+    other_entry = {"BPR": {"values": {}, "spec": "BPR"}}  # what a search of BPR, ending now, writes
+    search = {"folder": str(tmp_path / "LightGCN"), "model": "LightGCN", "dataset": "tiny", "space_file": "s.test",
+              "seed": 2020, "stopping_step": 15, "epochs": 4, "n_trials": 1, "tool": "local"}
+    (tmp_path / "LightGCN").mkdir()
+    row = {"n_layers": 2, "valid_score": 0.1, "best_epoch": 3, "epochs": 4, "train_seconds": 1.0, "status": "finished"}
+    held = run_lock.acquire(str(summary))  # the BPR search read the summary and is writing it
+    writer = threading.Thread(target=tuning.write_outputs,
+                              args=(search, ["n_layers"], [row], str(tmp_path / "LightGCN.yaml"), str(summary)))
+    writer.start()
+    time.sleep(0.5)
+    summary.write_text(json.dumps(other_entry))
+    run_lock.release(held)
+    writer.join(timeout=30)
+    assert sorted(json.loads(summary.read_text())) == ["BPR", "LightGCN"]
 
 
 def test_draws_are_distinct_deterministic_and_cover_a_grid_of_the_budgets_size():
