@@ -6,7 +6,8 @@ each other's checkpoints and record, and one could set the other's folder aside 
 searches of one folder would train the same trials into the same checkpoint folders. So
 ``benchmarks/compare.py`` takes ``<checkpoint folder>.lock`` for each run it plans, and
 ``benchmarks/tune.py`` takes ``<search folder>.lock`` for each search and ``<trial folder>.lock`` for each
-trial, before touching any of their files, and gives them back when done. A folder whose lock is held by
+trial, before touching any of their files, and gives them back when done (and a dataset's tuning
+``summary.json``, which searches of several models update, is rewritten under ``summary.json.lock``). A folder whose lock is held by
 a live process is left alone (its files untouched) and named with the process and the lock file. A lock
 whose process is gone (killed, machine restarted) is taken over. The lock sits beside the folder, not in
 it, because a stale run's folder is renamed while its lock is held.
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 
 from recbole_mmssl.process_marker import process_gone, process_marker
 
-#: What a lock file's name adds to the run's checkpoint folder.
+#: What a lock file's name adds to the folder (or file) it guards.
 LOCK_SUFFIX = ".lock"
 
 
@@ -35,13 +36,14 @@ class RunBusy(Exception):
                          "lock file if that process is gone")
 
 
-def lock_path(checkpoint_dir):
-    return checkpoint_dir.rstrip(os.sep) + LOCK_SUFFIX
+def lock_path(target):
+    return target.rstrip(os.sep) + LOCK_SUFFIX
 
 
-def acquire(checkpoint_dir):
-    """Take the run's lock and return its path; raise RunBusy when a live process holds it."""
-    path = lock_path(checkpoint_dir)
+def acquire(target):
+    """Take the lock of ``target`` (a run's checkpoint folder, a search folder, a shared file) and
+    return its path; raise RunBusy when a live process holds it."""
+    path = lock_path(target)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     mine = process_marker()
     for _ in range(2):  # the second try follows the removal of a dead process's lock
