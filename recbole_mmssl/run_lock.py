@@ -5,12 +5,12 @@ Two comparisons that share a run (same dataset, model settings and seed: one che
 each other's checkpoints and record, and one could set the other's folder aside as stale; two tuning
 searches of one folder would train the same trials into the same checkpoint folders. So
 ``benchmarks/compare.py`` takes ``<checkpoint folder>.lock`` for each run it plans, and
-``benchmarks/tune.py`` takes ``<search folder>.lock`` for each search and ``<trial folder>.lock`` for each
-trial, before touching any of their files, and gives them back when done (and a dataset's tuning
-``summary.json``, which searches of several models update, is rewritten under ``summary.json.lock``). A folder whose lock is held by
-a live process is left alone (its files untouched) and named with the process and the lock file. A lock
-whose process is gone (killed, machine restarted) is taken over. The lock sits beside the folder, not in
-it, because a stale run's folder is renamed while its lock is held.
+``benchmarks/tune.py`` takes ``<search folder>.lock`` for each search and ``<trial folder>.lock`` for
+each trial, before touching any of their files, and gives them back when done (and a dataset's tuning
+``summary.json``, which searches of several models update, is rewritten under ``summary.json.lock``). A
+folder whose lock is held by a live process is left alone (its files untouched) and named with the
+process and the lock file. A lock whose process is gone (killed, machine restarted) is taken over. The
+lock sits beside the folder, not in it, because a stale run's folder is renamed while its lock is held.
 """
 
 import json
