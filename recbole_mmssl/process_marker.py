@@ -1,9 +1,9 @@
 """Which process made a file, and whether it is gone: the marker behind stale-file cleanup.
 
-A marker is ``{"pid", "host", "time", "started"}``. Something a process leaves while it works (a
+A marker is ``{"pid", "host", "time", "start_ticks"}``. Something a process leaves while it works (a
 converter's temporary folder, a run or search lock) is another process's to remove only once that
 process is gone; a process on another host (a shared home on a cluster) cannot be checked from here,
-so its marker never counts as gone. ``started`` is the process's start time as the kernel counts it
+so its marker never counts as gone. ``start_ticks`` is the process's start time as the kernel counts it
 (Linux ``/proc``; None elsewhere): after a crash or a restart the pid can belong to a new process,
 and a marker whose pid runs with another start time is gone too.
 """
@@ -16,7 +16,7 @@ import time
 def process_marker():
     """This process's marker."""
     pid = os.getpid()
-    return {"pid": pid, "host": socket.gethostname(), "time": time.time(), "started": _start_time(pid)}
+    return {"pid": pid, "host": socket.gethostname(), "time": time.time(), "start_ticks": _start_time(pid)}
 
 
 def process_gone(marker):
@@ -28,7 +28,7 @@ def process_gone(marker):
     pid = int(marker["pid"])
     if not _process_alive(pid):
         return True
-    started, now = marker.get("started"), _start_time(pid)
+    started, now = marker.get("start_ticks"), _start_time(pid)
     return started is not None and now is not None and started != now
 
 

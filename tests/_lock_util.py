@@ -9,11 +9,11 @@ import time
 import pytest
 
 
-def write_lock(path, pid, host=None, started=None):
+def write_lock(path, pid, host=None, start_ticks=None):
     """A lock file at ``path`` held by process ``pid`` on ``host`` (this machine by default), that
-    process started at ``started`` (clock ticks since boot; None: unknown, as on a system without /proc)."""
+    process started at ``start_ticks`` (clock ticks since boot; None: unknown, as on a system without /proc)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    marker = {"pid": pid, "host": host or socket.gethostname(), "time": time.time(), "started": started}
+    marker = {"pid": pid, "host": host or socket.gethostname(), "time": time.time(), "start_ticks": start_ticks}
     path.write_text(json.dumps(marker))
 
 

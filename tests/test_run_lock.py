@@ -2,6 +2,8 @@
 
 import json
 import os
+import socket
+import time
 
 import pytest
 
@@ -37,9 +39,12 @@ def test_a_lock_from_another_host_counts_as_held(tmp_path):
 def test_a_lock_whose_pid_now_runs_another_process_is_taken_over(tmp_path, live_process):
     started = process_marker._start_time(live_process.pid)
     lock = tmp_path / "run.lock"
-    write_lock(lock, pid=live_process.pid, started=started)
+    write_lock(lock, pid=live_process.pid, start_ticks=started)
     with pytest.raises(run_lock.RunBusy):
         run_lock.acquire(str(tmp_path / "run"))  # the process that wrote it still runs
-    write_lock(lock, pid=live_process.pid, started=started - 1)  # written by an earlier process of that pid
+    lock.write_text(json.dumps({"pid": live_process.pid, "host": socket.gethostname(), "started": time.time()}))
+    with pytest.raises(run_lock.RunBusy):
+        run_lock.acquire(str(tmp_path / "run"))  # an earlier release's lock ("started": wall time) is judged by pid
+    write_lock(lock, pid=live_process.pid, start_ticks=started - 1)  # written by an earlier process of that pid
     path = run_lock.acquire(str(tmp_path / "run"))
     assert json.loads(open(path).read())["pid"] == os.getpid()
