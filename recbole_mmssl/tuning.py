@@ -170,11 +170,9 @@ class TrialStore:
 
 
 def _atomic_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
+    with atomic_file(path, "w") as f:
         json.dump(value, f, indent=1, sort_keys=True)
         f.write("\n")
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- running
